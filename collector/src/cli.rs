@@ -1,0 +1,268 @@
+//! Command line. `serve` is the default subcommand: `dataplane-collector --web.listen-address=…`
+//! runs the daemon. Flags follow the Prometheus exporters' dotted style.
+
+use crate::registry::SOURCES;
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9477";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dataplane-collector",
+    version,
+    about = "Kernel-side network statistics for Kubernetes nodes: Open vSwitch, IPVS, SR-IOV and eBPF counters for Prometheus.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve metrics over HTTP (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for HTTP (`:9477` means every address).
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen_address: String,
+
+    /// Scrapes served at once; more get HTTP 503.
+    #[arg(long = "web.max-requests", value_name = "N", default_value_t = 8)]
+    pub max_requests: usize,
+
+    /// Log format.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Longest a source may take in one scrape. A Prometheus scrape timeout
+    /// (X-Prometheus-Scrape-Timeout-Seconds) shorter than this wins, less half a second.
+    #[arg(long = "scrape.timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub scrape_timeout: Duration,
+
+    /// Open vSwitch run directory, where ovs-vswitchd puts each bridge's <bridge>.mgmt socket.
+    #[arg(long = "ovs.rundir", value_name = "DIR", default_value = "/var/run/openvswitch")]
+    pub ovs_rundir: PathBuf,
+
+    /// Port for a bare ?target=HOST (the seed exporter's 16633).
+    #[arg(long = "ovs.target-port", value_name = "PORT", default_value_t = crate::sources::openflow::DEFAULT_TARGET_PORT)]
+    pub ovs_target_port: u16,
+
+    /// Where ?target= may point: CIDRs, addresses, host names, unix:PATH or unix:DIR/
+    /// (repeatable or comma-separated). The local *.mgmt sockets are always allowed; any other
+    /// target gets HTTP 400.
+    #[arg(long = "ovs.allowed-targets", value_name = "LIST", value_delimiter = ',')]
+    pub ovs_allowed_targets: Vec<String>,
+
+    /// Add an `actions` label to flow series (as `ovs-ofctl -O OpenFlow13 dump-flows` writes them).
+    #[arg(long = "ovs.flow-actions")]
+    pub ovs_flow_actions: bool,
+
+    /// Flows per bridge with series of their own (those with the most bytes); the rest are summed
+    /// per (table, cookie) with match="*". 0: no limit.
+    #[arg(long = "ovs.max-flow-series", value_name = "N", default_value_t = 10_000)]
+    pub ovs_max_flow_series: usize,
+
+    #[command(flatten)]
+    pub collectors: CollectorFlags,
+}
+
+/// Parses `10s`, `1500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (like 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?}: unit must be ms, s or m")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("{s:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `--collector.NAME` / `--no-collector.NAME` for every source, and
+/// `--collector.disable-defaults`. The last of a pair wins.
+#[derive(Debug, Clone, Default)]
+pub struct CollectorFlags {
+    explicit: BTreeMap<&'static str, bool>,
+    disable_defaults: bool,
+}
+
+impl CollectorFlags {
+    /// Whether a source runs.
+    pub fn enabled(&self, name: &str) -> bool {
+        if let Some(&on) = self.explicit.get(name) {
+            return on;
+        }
+        !self.disable_defaults
+            && SOURCES
+                .iter()
+                .any(|s| s.name == name && s.default_enabled)
+    }
+}
+
+impl FromArgMatches for CollectorFlags {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = CollectorFlags {
+            disable_defaults: m.get_flag("collector.disable-defaults"),
+            ..CollectorFlags::default()
+        };
+        for s in SOURCES {
+            let on = format!("collector.{}", s.name);
+            let off = format!("no-collector.{}", s.name);
+            // Both are SetTrue with overrides_with: at most one is set, the last given.
+            if m.get_flag(&on) {
+                flags.explicit.insert(s.name, true);
+            } else if m.get_flag(&off) {
+                flags.explicit.insert(s.name, false);
+            }
+        }
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for CollectorFlags {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        cmd = cmd.arg(
+            Arg::new("collector.disable-defaults")
+                .long("collector.disable-defaults")
+                .action(ArgAction::SetTrue)
+                .help("Run only the collectors enabled with --collector.NAME"),
+        );
+        for s in SOURCES {
+            let on = format!("collector.{}", s.name);
+            let off = format!("no-collector.{}", s.name);
+            let default = if s.default_enabled { "on" } else { "off" };
+            cmd = cmd
+                .arg(
+                    Arg::new(on.clone())
+                        .long(on.clone())
+                        .action(ArgAction::SetTrue)
+                        .overrides_with(off.clone())
+                        .help(format!("Enable the {} collector: {} (default {default})", s.name, s.help)),
+                )
+                .arg(
+                    Arg::new(off.clone())
+                        .long(off.clone())
+                        .action(ArgAction::SetTrue)
+                        .overrides_with(on.clone())
+                        .help(format!("Disable the {} collector", s.name)),
+                );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl Cli {
+    /// The serve arguments, whether given at the top level or after `serve`.
+    pub fn serve_args(self) -> ServeArgs {
+        match self.command {
+            Some(Command::Serve(a)) => a,
+            None => self.serve,
+        }
+    }
+}
+
+/// Parses a listen address; `:PORT` means every IPv4 address.
+pub fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    full.parse()
+        .map_err(|_| format!("--web.listen-address {s:?} is not HOST:PORT (like 0.0.0.0:9477 or :9477)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut full = vec!["dataplane-collector"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).map(Cli::serve_args)
+    }
+
+    #[test]
+    fn serve_is_the_default_and_collectors_toggle() {
+        let a = parse(&[]).map_err(|e| e.to_string());
+        let Ok(a) = a else { panic!("{a:?}") };
+        assert_eq!(a.listen_address, DEFAULT_LISTEN);
+        assert_eq!(a.ovs_rundir, PathBuf::from("/var/run/openvswitch"));
+        assert!(a.collectors.enabled("openflow"));
+        assert!(!a.collectors.enabled("nonexistent"));
+
+        let a = parse(&["serve", "--no-collector.openflow", "--web.listen-address", ":1234"]);
+        let Ok(a) = a else { panic!("{a:?}") };
+        assert!(!a.collectors.enabled("openflow"));
+        assert_eq!(a.listen_address, ":1234");
+
+        // The last of a pair wins.
+        let a = parse(&["--no-collector.openflow", "--collector.openflow"]);
+        assert!(a.map(|a| a.collectors.enabled("openflow")).unwrap_or(false));
+        let a = parse(&["--collector.disable-defaults"]);
+        assert!(a.map(|a| !a.collectors.enabled("openflow")).unwrap_or(false));
+        let a = parse(&["--collector.disable-defaults", "--collector.openflow"]);
+        assert!(a.map(|a| a.collectors.enabled("openflow")).unwrap_or(false));
+
+        let a = parse(&["--ovs.allowed-targets", "10.0.0.0/8,node1", "--ovs.allowed-targets", "unix:/x/"]);
+        assert_eq!(
+            a.map(|a| a.ovs_allowed_targets).ok(),
+            Some(vec!["10.0.0.0/8".to_owned(), "node1".to_owned(), "unix:/x/".to_owned()])
+        );
+        assert!(parse(&["--log.format", "xml"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn durations_and_addresses() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10h").is_err());
+        assert!(parse_duration("abc").is_err());
+        assert_eq!(listen_addr(":9477").map(|a| a.port()), Ok(9477));
+        assert!(listen_addr("[::1]:80").is_ok());
+        assert!(listen_addr("nope").is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! Data sources. Each has the same shape: `fetch` (I/O) → typed snapshot → `encode`.
+
+pub mod openflow;

@@ -1,0 +1,296 @@
+//! I/O for the `openflow` source: find the bridges, ask each one concurrently, join and fold.
+
+use super::{
+    BridgeData, BridgeResult, Config, FoldedFlows, Group, OpenFlowError, Port, Snapshot,
+};
+use crate::openflow::message::{self, FlowDecoder, MultipartType};
+use crate::openflow::{Client, ClientError, Endpoint, FlowStats, port};
+use crate::registry::{OpenFlowSlice, ScrapeRequest};
+use std::collections::HashMap;
+use std::path::Path;
+use tokio::time::Instant;
+
+/// Local bridges: `<rundir>/<bridge>.mgmt`, sorted by name.
+pub async fn local_bridges(rundir: &Path) -> Result<Vec<(String, Endpoint)>, OpenFlowError> {
+    let mut dir = match tokio::fs::read_dir(rundir).await {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OpenFlowError::NoRundir {
+                rundir: rundir.to_path_buf(),
+            });
+        }
+        Err(source) => {
+            return Err(OpenFlowError::Rundir {
+                rundir: rundir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    loop {
+        let entry = match dir.next_entry().await {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(source) => {
+                return Err(OpenFlowError::Rundir {
+                    rundir: rundir.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(bridge) = name.strip_suffix(".mgmt") {
+            if !bridge.is_empty() {
+                out.push((bridge.to_owned(), Endpoint::Unix(entry.path())));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+pub async fn fetch(cfg: &Config, req: &ScrapeRequest) -> Result<Snapshot, OpenFlowError> {
+    let targets = match &req.target {
+        Some(t) => vec![(t.raw.clone(), t.endpoint.clone())],
+        None => {
+            let bridges = local_bridges(&cfg.rundir).await?;
+            if bridges.is_empty() {
+                return Err(OpenFlowError::NoBridges {
+                    rundir: cfg.rundir.clone(),
+                });
+            }
+            bridges
+        }
+    };
+    let remote = req.target.is_some();
+    let futures = targets.into_iter().map(|(bridge, endpoint)| async move {
+        let outcome = fetch_bridge(&endpoint, req.openflow, remote, cfg, req.deadline).await;
+        let bridge = match &outcome {
+            Ok(data) => data.local_name.clone().unwrap_or(bridge),
+            Err(_) => bridge,
+        };
+        BridgeResult {
+            bridge,
+            endpoint,
+            outcome,
+        }
+    });
+    let bridges = futures_util::future::join_all(futures).await;
+    Ok(Snapshot { bridges })
+}
+
+/// Reads one bridge. For a remote target the port description is always read, to learn the
+/// bridge's name from its LOCAL port.
+pub async fn fetch_bridge(
+    endpoint: &Endpoint,
+    slice: OpenFlowSlice,
+    remote: bool,
+    cfg: &Config,
+    deadline: Instant,
+) -> Result<BridgeData, ClientError> {
+    let mut client = Client::connect(endpoint, deadline).await?;
+    let mut data = BridgeData::default();
+
+    if slice.ports || remote {
+        let mut descs = Vec::new();
+        client
+            .multipart(MultipartType::PortDesc, &mut |b| {
+                message::decode_port_descs(b, &mut descs)
+            })
+            .await?;
+        data.local_name = descs
+            .iter()
+            .find(|d| d.port_no == port::LOCAL)
+            .map(|d| d.name.clone());
+        data.port_descs = descs;
+    }
+    if slice.ports {
+        let mut stats = Vec::new();
+        client
+            .multipart(MultipartType::PortStats, &mut |b| {
+                message::decode_port_stats(b, &mut stats)
+            })
+            .await?;
+        let names: HashMap<u16, &str> = data
+            .port_descs
+            .iter()
+            .map(|d| (d.port_no, d.name.as_str()))
+            .collect();
+        let mut ports: Vec<Port> = stats
+            .into_iter()
+            .map(|s| Port {
+                name: names
+                    .get(&s.port_no)
+                    .map_or_else(|| s.port_no.to_string(), |n| (*n).to_owned()),
+                stats: s,
+            })
+            .collect();
+        ports.sort_by_key(|p| p.stats.port_no);
+        data.ports = ports;
+        data.read_ports = true;
+    }
+    if slice.tables {
+        let mut tables = Vec::new();
+        client
+            .multipart(MultipartType::Table, &mut |b| {
+                message::decode_table_stats(b, &mut tables)
+            })
+            .await?;
+        data.tables = tables;
+        data.read_tables = true;
+    }
+    if slice.groups {
+        let mut descs = Vec::new();
+        client
+            .multipart(MultipartType::GroupDesc, &mut |b| {
+                message::decode_group_descs(b, &mut descs)
+            })
+            .await?;
+        let mut stats = Vec::new();
+        client
+            .multipart(MultipartType::Group, &mut |b| {
+                message::decode_group_stats(b, &mut stats)
+            })
+            .await?;
+        let mut by_id: HashMap<u32, _> = descs.into_iter().map(|d| (d.group_id, d)).collect();
+        let mut groups: Vec<Group> = stats
+            .into_iter()
+            .map(|s| Group {
+                desc: by_id.remove(&s.group_id),
+                stats: s,
+            })
+            .collect();
+        groups.sort_by_key(|g| g.stats.group_id);
+        data.groups = groups;
+        data.read_groups = true;
+    }
+    if slice.flows {
+        let mut decoder = FlowDecoder::new(cfg.flow_actions);
+        let mut flows = Vec::new();
+        client
+            .multipart(MultipartType::Flow, &mut |b| decoder.decode(b, &mut flows))
+            .await?;
+        let (kept, folded, folded_count) = fold(flows, cfg.max_flow_series);
+        data.flows = kept;
+        data.folded = folded;
+        data.folded_count = folded_count;
+        data.read_flows = true;
+    }
+    Ok(data)
+}
+
+/// Keeps the `max` flows with the most bytes (then packets; ties by table, priority, match)
+/// and sums the rest per (table, cookie). `max == 0` keeps everything.
+///
+/// The kept flows stay in the switch's order. Which flows are folded can change between
+/// scrapes as traffic moves; a folded series can then go down, which `rate()` reads as a reset.
+pub fn fold(flows: Vec<FlowStats>, max: usize) -> (Vec<FlowStats>, Vec<FoldedFlows>, u64) {
+    if max == 0 || flows.len() <= max {
+        return (flows, Vec::new(), 0);
+    }
+    let mut order: Vec<usize> = (0..flows.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (fa, fb) = (&flows[a], &flows[b]);
+        fb.bytes
+            .cmp(&fa.bytes)
+            .then(fb.packets.cmp(&fa.packets))
+            .then(fa.table_id.cmp(&fb.table_id))
+            .then(fb.priority.cmp(&fa.priority))
+            .then(fa.match_text.cmp(&fb.match_text))
+    });
+    let mut keep = vec![false; flows.len()];
+    for &i in &order[..max] {
+        keep[i] = true;
+    }
+    let mut kept = Vec::with_capacity(max);
+    let mut folded: HashMap<(u8, u64), FoldedFlows> = HashMap::new();
+    let mut folded_count = 0u64;
+    for (i, f) in flows.into_iter().enumerate() {
+        if keep[i] {
+            kept.push(f);
+        } else {
+            folded_count += 1;
+            let e = folded
+                .entry((f.table_id, f.cookie))
+                .or_insert_with(|| FoldedFlows {
+                    table_id: f.table_id,
+                    cookie: f.cookie,
+                    ..FoldedFlows::default()
+                });
+            e.flows += 1;
+            e.packets = e.packets.wrapping_add(f.packets);
+            e.bytes = e.bytes.wrapping_add(f.bytes);
+        }
+    }
+    let mut folded: Vec<FoldedFlows> = folded.into_values().collect();
+    folded.sort_by_key(|f| (f.table_id, f.cookie));
+    (kept, folded, folded_count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(table: u8, cookie: u64, bytes: u64, m: &str) -> FlowStats {
+        FlowStats {
+            table_id: table,
+            priority: 100,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            cookie,
+            packets: bytes / 100,
+            bytes,
+            duration_sec: 1,
+            duration_nsec: 0,
+            match_text: m.into(),
+            actions: None,
+        }
+    }
+
+    #[test]
+    fn folds_the_quietest_flows_per_table_and_cookie() {
+        let flows = vec![
+            flow(0, 1, 500, "a"),
+            flow(0, 1, 100, "b"),
+            flow(0, 1, 0, "c"),
+            flow(1, 2, 900, "d"),
+            flow(1, 2, 50, "e"),
+            flow(1, 3, 0, "f"),
+        ];
+        let (kept, folded, n) = fold(flows.clone(), 2);
+        let names: Vec<&str> = kept.iter().map(|f| &*f.match_text).collect();
+        assert_eq!(names, ["a", "d"]);
+        assert_eq!(n, 4);
+        assert_eq!(
+            folded,
+            vec![
+                FoldedFlows { table_id: 0, cookie: 1, flows: 2, packets: 1, bytes: 100 },
+                FoldedFlows { table_id: 1, cookie: 2, flows: 1, packets: 0, bytes: 50 },
+                FoldedFlows { table_id: 1, cookie: 3, flows: 1, packets: 0, bytes: 0 },
+            ]
+        );
+        // Totals are preserved.
+        let total: u64 = kept.iter().map(|f| f.bytes).sum::<u64>()
+            + folded.iter().map(|f| f.bytes).sum::<u64>();
+        assert_eq!(total, flows.iter().map(|f| f.bytes).sum::<u64>());
+        let (all, none, zero) = fold(flows, 0);
+        assert_eq!((all.len(), none.len(), zero), (6, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn discovers_mgmt_sockets() {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string());
+        let Ok(dir) = dir else { return };
+        for f in ["br-int.mgmt", "br-ex.mgmt", "br-int.snoop", "db.sock", ".mgmt"] {
+            let _ = std::fs::write(dir.path().join(f), b"");
+        }
+        let found = local_bridges(dir.path()).await.map(|v| {
+            v.into_iter().map(|(b, _)| b).collect::<Vec<_>>()
+        });
+        assert_eq!(found.ok(), Some(vec!["br-ex".to_owned(), "br-int".to_owned()]));
+        let missing = local_bridges(&dir.path().join("nope")).await;
+        assert!(matches!(missing, Err(OpenFlowError::NoRundir { .. })));
+    }
+}
