@@ -171,6 +171,16 @@ impl Sample<'_> {
         self
     }
 
+    /// Appends labels pre-rendered by a [`LabelArena`] (for label sets written several times).
+    pub fn labels_raw(mut self, rendered: &[u8]) -> Self {
+        if !rendered.is_empty() {
+            self.buf.push(if self.has_labels { b',' } else { b'{' });
+            self.has_labels = true;
+            self.buf.extend_from_slice(rendered);
+        }
+        self
+    }
+
     fn value_start(&mut self) {
         if self.has_labels {
             self.buf.push(b'}');
@@ -223,6 +233,76 @@ impl Sample<'_> {
             self.buf.extend_from_slice(&digits[..len]);
         }
         self.buf.push(b'\n');
+    }
+}
+
+/// Label sets rendered once and written into several families (a flow's labels appear in
+/// its packets, bytes and duration series).
+#[derive(Default)]
+pub struct LabelArena {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    open: bool,
+}
+
+impl LabelArena {
+    pub fn with_capacity(sets: usize, bytes: usize) -> Self {
+        LabelArena {
+            buf: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(sets),
+            open: false,
+        }
+    }
+
+    fn sep(&mut self, name: &str) {
+        if self.open {
+            self.buf.push(b',');
+        }
+        self.open = true;
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"=\"");
+    }
+
+    pub fn label(&mut self, name: &str, value: &str) -> &mut Self {
+        self.sep(name);
+        escape_label_value(&mut self.buf, value);
+        self.buf.push(b'"');
+        self
+    }
+
+    pub fn label_u64(&mut self, name: &str, value: u64) -> &mut Self {
+        self.sep(name);
+        let mut b = itoa::Buffer::new();
+        self.buf.extend_from_slice(b.format(value).as_bytes());
+        self.buf.push(b'"');
+        self
+    }
+
+    pub fn label_hex(&mut self, name: &str, value: u64) -> &mut Self {
+        self.sep(name);
+        push_hex(&mut self.buf, value);
+        self.buf.push(b'"');
+        self
+    }
+
+    /// Ends the current label set.
+    pub fn finish(&mut self) {
+        self.ends.push(self.buf.len());
+        self.open = false;
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `i`th label set, rendered.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
     }
 }
 
@@ -308,6 +388,22 @@ mod tests {
              x_total 0\n\
              # HELP d_seconds D.\n# TYPE d_seconds gauge\n\
              d_seconds 12.345\nd_seconds 3\nd_seconds 0.000000001\nd_seconds 0.25\nd_seconds NaN\nd_seconds -3\n"
+        );
+    }
+
+    #[test]
+    fn arena_matches_direct_labels() {
+        let mut arena = LabelArena::default();
+        arena.label("a", "x\"y").label_u64("n", 3).label_hex("c", 255);
+        arena.finish();
+        arena.finish();
+        let mut w = Writer::new();
+        w.sample("m").label("bridge", "b").labels_raw(arena.get(0)).value_u64(1);
+        w.sample("m").labels_raw(arena.get(1)).value_u64(2);
+        w.sample("m").labels_raw(arena.get(0)).value_u64(3);
+        assert_eq!(
+            w.into_string(),
+            "m{bridge=\"b\",a=\"x\\\"y\",n=\"3\",c=\"0xff\"} 1\nm 2\nm{a=\"x\\\"y\",n=\"3\",c=\"0xff\"} 3\n"
         );
     }
 

@@ -2,7 +2,7 @@
 //! maps them to the seed exporter's.
 
 use super::{BridgeData, Snapshot};
-use crate::exposition::{MetricType, Writer};
+use crate::exposition::{LabelArena, MetricType, Writer};
 use crate::openflow::message::{PortStats, UNSUPPORTED};
 
 type PortCounter = (&'static str, &'static str, fn(&PortStats) -> u64);
@@ -100,20 +100,30 @@ fn encode_flows(s: &Snapshot, flow_actions: bool, w: &mut Writer) {
             Value::Duration,
         ),
     ];
-    for (name, help, kind, value) in families {
-        w.family(name, help, kind);
-        for (bridge, d) in ok_bridges(s) {
+    // Each flow's labels are rendered once and written into all three families.
+    let arenas: Vec<(&str, &BridgeData, LabelArena)> = ok_bridges(s)
+        .map(|(bridge, d)| {
+            let mut arena = LabelArena::with_capacity(d.flows.len(), d.flows.len() * 96);
             for f in &d.flows {
-                let mut smp = w
-                    .sample(name)
+                arena
                     .label("bridge", bridge)
                     .label_u64("table", u64::from(f.table_id))
                     .label_u64("priority", u64::from(f.priority))
                     .label_hex("cookie", f.cookie)
                     .label("match", &f.match_text);
                 if flow_actions {
-                    smp = smp.label("actions", f.actions.as_deref().unwrap_or(""));
+                    arena.label("actions", f.actions.as_deref().unwrap_or(""));
                 }
+                arena.finish();
+            }
+            (bridge, d, arena)
+        })
+        .collect();
+    for (name, help, kind, value) in families {
+        w.family(name, help, kind);
+        for (bridge, d, arena) in &arenas {
+            for (i, f) in d.flows.iter().enumerate() {
+                let smp = w.sample(name).labels_raw(arena.get(i));
                 match value {
                     Value::Packets => smp.value_u64(f.packets),
                     Value::Bytes => smp.value_u64(f.bytes),
