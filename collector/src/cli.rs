@@ -60,7 +60,11 @@ pub struct ServeArgs {
     pub scrape_timeout: Duration,
 
     /// Open vSwitch run directory, where ovs-vswitchd puts each bridge's <bridge>.mgmt socket.
-    #[arg(long = "ovs.rundir", value_name = "DIR", default_value = "/var/run/openvswitch")]
+    #[arg(
+        long = "ovs.rundir",
+        value_name = "DIR",
+        default_value = "/var/run/openvswitch"
+    )]
     pub ovs_rundir: PathBuf,
 
     /// Port for a bare ?target=HOST (the seed exporter's 16633).
@@ -70,7 +74,11 @@ pub struct ServeArgs {
     /// Where ?target= may point: CIDRs, addresses, host names, unix:PATH or unix:DIR/
     /// (repeatable or comma-separated). The local *.mgmt sockets are always allowed; any other
     /// target gets HTTP 400.
-    #[arg(long = "ovs.allowed-targets", value_name = "LIST", value_delimiter = ',')]
+    #[arg(
+        long = "ovs.allowed-targets",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
     pub ovs_allowed_targets: Vec<String>,
 
     /// Add an `actions` label to flow series (as `ovs-ofctl -O OpenFlow13 dump-flows` writes them).
@@ -79,7 +87,11 @@ pub struct ServeArgs {
 
     /// Flows per bridge with series of their own (those with the most bytes); the rest are summed
     /// per (table, cookie) with match="*". 0: no limit.
-    #[arg(long = "ovs.max-flow-series", value_name = "N", default_value_t = 10_000)]
+    #[arg(
+        long = "ovs.max-flow-series",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
     pub ovs_max_flow_series: usize,
 
     #[command(flatten)]
@@ -122,10 +134,7 @@ impl CollectorFlags {
         if let Some(&on) = self.explicit.get(name) {
             return on;
         }
-        !self.disable_defaults
-            && SOURCES
-                .iter()
-                .any(|s| s.name == name && s.default_enabled)
+        !self.disable_defaults && SOURCES.iter().any(|s| s.name == name && s.default_enabled)
     }
 }
 
@@ -172,7 +181,10 @@ impl Args for CollectorFlags {
                         .long(on.clone())
                         .action(ArgAction::SetTrue)
                         .overrides_with(off.clone())
-                        .help(format!("Enable the {} collector: {} (default {default})", s.name, s.help)),
+                        .help(format!(
+                            "Enable the {} collector: {} (default {default})",
+                            s.name, s.help
+                        )),
                 )
                 .arg(
                     Arg::new(off.clone())
@@ -207,8 +219,9 @@ pub fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     } else {
         s.to_owned()
     };
-    full.parse()
-        .map_err(|_| format!("--web.listen-address {s:?} is not HOST:PORT (like 0.0.0.0:9477 or :9477)"))
+    full.parse().map_err(|_| {
+        format!("--web.listen-address {s:?} is not HOST:PORT (like 0.0.0.0:9477 or :9477)")
+    })
 }
 
 #[cfg(test)]
@@ -230,7 +243,12 @@ mod tests {
         assert!(a.collectors.enabled("openflow"));
         assert!(!a.collectors.enabled("nonexistent"));
 
-        let a = parse(&["serve", "--no-collector.openflow", "--web.listen-address", ":1234"]);
+        let a = parse(&[
+            "serve",
+            "--no-collector.openflow",
+            "--web.listen-address",
+            ":1234",
+        ]);
         let Ok(a) = a else { panic!("{a:?}") };
         assert!(!a.collectors.enabled("openflow"));
         assert_eq!(a.listen_address, ":1234");
@@ -239,14 +257,26 @@ mod tests {
         let a = parse(&["--no-collector.openflow", "--collector.openflow"]);
         assert!(a.map(|a| a.collectors.enabled("openflow")).unwrap_or(false));
         let a = parse(&["--collector.disable-defaults"]);
-        assert!(a.map(|a| !a.collectors.enabled("openflow")).unwrap_or(false));
+        assert!(
+            a.map(|a| !a.collectors.enabled("openflow"))
+                .unwrap_or(false)
+        );
         let a = parse(&["--collector.disable-defaults", "--collector.openflow"]);
         assert!(a.map(|a| a.collectors.enabled("openflow")).unwrap_or(false));
 
-        let a = parse(&["--ovs.allowed-targets", "10.0.0.0/8,node1", "--ovs.allowed-targets", "unix:/x/"]);
+        let a = parse(&[
+            "--ovs.allowed-targets",
+            "10.0.0.0/8,node1",
+            "--ovs.allowed-targets",
+            "unix:/x/",
+        ]);
         assert_eq!(
             a.map(|a| a.ovs_allowed_targets).ok(),
-            Some(vec!["10.0.0.0/8".to_owned(), "node1".to_owned(), "unix:/x/".to_owned()])
+            Some(vec![
+                "10.0.0.0/8".to_owned(),
+                "node1".to_owned(),
+                "unix:/x/".to_owned()
+            ])
         );
         assert!(parse(&["--log.format", "xml"]).is_err());
         assert!(parse(&["--bogus"]).is_err());

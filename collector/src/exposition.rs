@@ -394,11 +394,17 @@ mod tests {
     #[test]
     fn arena_matches_direct_labels() {
         let mut arena = LabelArena::default();
-        arena.label("a", "x\"y").label_u64("n", 3).label_hex("c", 255);
+        arena
+            .label("a", "x\"y")
+            .label_u64("n", 3)
+            .label_hex("c", 255);
         arena.finish();
         arena.finish();
         let mut w = Writer::new();
-        w.sample("m").label("bridge", "b").labels_raw(arena.get(0)).value_u64(1);
+        w.sample("m")
+            .label("bridge", "b")
+            .labels_raw(arena.get(0))
+            .value_u64(1);
         w.sample("m").labels_raw(arena.get(1)).value_u64(2);
         w.sample("m").labels_raw(arena.get(0)).value_u64(3);
         assert_eq!(
@@ -409,7 +415,12 @@ mod tests {
 
     #[test]
     fn hex_labels() {
-        for (v, s) in [(0u64, "0x0"), (1, "0x1"), (0x10, "0x10"), (u64::MAX, "0xffffffffffffffff")] {
+        for (v, s) in [
+            (0u64, "0x0"),
+            (1, "0x1"),
+            (0x10, "0x10"),
+            (u64::MAX, "0xffffffffffffffff"),
+        ] {
             let mut b = Vec::new();
             push_hex(&mut b, v);
             assert_eq!(String::from_utf8(b).unwrap_or_default(), s);

@@ -45,13 +45,25 @@ pub fn build_registry(args: &cli::ServeArgs) -> registry::Registry {
 /// Runs the HTTP server until SIGINT or SIGTERM.
 pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
     let addr = cli::listen_addr(&args.listen_address).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    serve_on(listener, args, shutdown_signal()).await
+}
+
+/// Serves on an already bound listener until `shutdown` completes.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    args: cli::ServeArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let allowed = sources::openflow::target::AllowList::parse(&args.ovs_allowed_targets)
         .map_err(anyhow::Error::msg)?;
     let registry = build_registry(&args);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         collectors = ?registry.names(),
-        address = %addr,
+        address = %listener.local_addr().context("listener address")?,
         "starting dataplane-collector"
     );
     let state = Arc::new(server::AppState {
@@ -62,11 +74,8 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         ovs_rundir: args.ovs_rundir.clone(),
         permits: Arc::new(tokio::sync::Semaphore::new(args.max_requests.max(1))),
     });
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
     axum::serve(listener, server::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("http server failed")?;
     tracing::info!("stopped");

@@ -302,7 +302,11 @@ pub fn log_results(results: &[Collected]) {
                 tracing::warn!(collector = r.name, duration_seconds = secs, error = %why, "source failed")
             }
             Status::TimedOut => {
-                tracing::warn!(collector = r.name, duration_seconds = secs, "source timed out")
+                tracing::warn!(
+                    collector = r.name,
+                    duration_seconds = secs,
+                    "source timed out"
+                )
             }
         }
     }

@@ -38,9 +38,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/groups", get(groups))
         .route("/healthz", get(healthz))
         .with_state(state)
-        .layer(tower_http::compression::CompressionLayer::new().quality(
-            tower_http::CompressionLevel::Fastest,
-        ))
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .quality(tower_http::CompressionLevel::Fastest),
+        )
 }
 
 async fn index() -> impl IntoResponse {
@@ -187,11 +188,7 @@ async fn scrape(
         w.finish();
     });
     let body = Body::from_stream(ReceiverStream(rx));
-    (
-        [(header::CONTENT_TYPE, exposition::CONTENT_TYPE)],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], body).into_response()
 }
 
 struct ChannelSink(mpsc::Sender<Result<Bytes, std::io::Error>>);

@@ -270,13 +270,11 @@ fn put_hex_value(s: &mut String, bytes: &[u8]) {
 /// A field value as Open vSwitch's `mf_format()` writes it for that field.
 fn put_field_value(s: &mut String, wf: &WireField, v: u128) {
     match wf.name {
-        "eth_src" | "eth_dst" | "arp_sha" | "arp_tha" | "nd_sll" | "nd_tll" => {
-            put_eth(s, v as u64)
-        }
+        "eth_src" | "eth_dst" | "arp_sha" | "arp_tha" | "nd_sll" | "nd_tll" => put_eth(s, v as u64),
         "ip_src" | "ip_dst" | "arp_spa" | "arp_tpa" | "tun_src" | "tun_dst" | "ct_nw_src"
         | "ct_nw_dst" => put_ipv4(s, v as u32),
-        "ipv6_src" | "ipv6_dst" | "nd_target" | "tun_ipv6_src" | "tun_ipv6_dst"
-        | "ct_ipv6_src" | "ct_ipv6_dst" => put_ipv6(s, v),
+        "ipv6_src" | "ipv6_dst" | "nd_target" | "tun_ipv6_src" | "tun_ipv6_dst" | "ct_ipv6_src"
+        | "ct_ipv6_dst" => put_ipv6(s, v),
         "in_port" => format_port(s, v as u16),
         "in_port_oxm" | "actset_output" => {
             format_port(s, port::from_ofp11(v as u32).unwrap_or(v as u16))

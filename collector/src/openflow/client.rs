@@ -220,7 +220,8 @@ impl Client {
                 if self.buf.len() >= len {
                     return Ok(header);
                 }
-                self.buf.reserve(len.max(READ_CHUNK) - self.buf.len().min(len));
+                self.buf
+                    .reserve(len.max(READ_CHUNK) - self.buf.len().min(len));
             } else {
                 self.buf.reserve(READ_CHUNK);
             }
@@ -291,7 +292,8 @@ impl Client {
     ) -> Result<(), ClientError> {
         let xid = self.xid();
         let stage = kind.name();
-        self.send(&message::multipart_request(xid, kind), stage).await?;
+        self.send(&message::multipart_request(xid, kind), stage)
+            .await?;
         loop {
             let header = self.read_message(stage).await?;
             let len = header.length as usize;

@@ -513,11 +513,7 @@ pub fn put_ipv6(s: &mut String, v: u128) {
         if i != 0 {
             s.push(':');
         }
-        if i == 6
-            && best_base == 0
-            && (best_len == 6
-                || (best_len == 5 && words[5] == 0xffff))
-        {
+        if i == 6 && best_base == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)) {
             put_ipv4(s, v as u32);
             return;
         }
@@ -671,7 +667,10 @@ mod tests {
     fn shorthands_and_order() {
         assert_eq!(fmt(&[]), "");
         assert_eq!(
-            fmt(&[(F::DlType, 0x800, 0xffff), (F::NwDst, 0x0af4_0003, 0xffff_ffff)]),
+            fmt(&[
+                (F::DlType, 0x800, 0xffff),
+                (F::NwDst, 0x0af4_0003, 0xffff_ffff)
+            ]),
             "ip,nw_dst=10.244.0.3"
         );
         assert_eq!(
@@ -686,7 +685,11 @@ mod tests {
             "tcp,reg0=0x1,in_port=2,nw_src=10.0.0.0/8,tp_dst=80"
         );
         assert_eq!(
-            fmt(&[(F::DlType, 0x806, 0xffff), (F::NwProto, 1, 0xff), (F::NwDst, 0x0a000001, 0xffff_ffff)]),
+            fmt(&[
+                (F::DlType, 0x806, 0xffff),
+                (F::NwProto, 1, 0xff),
+                (F::NwDst, 0x0a000001, 0xffff_ffff)
+            ]),
             "arp,arp_tpa=10.0.0.1,arp_op=1"
         );
         assert_eq!(fmt(&[(F::DlType, 0x88cc, 0xffff)]), "dl_type=0x88cc");
@@ -719,9 +722,15 @@ mod tests {
     #[test]
     fn vlan_forms() {
         assert_eq!(fmt(&[(F::VlanTci, 0x1005, 0x1fff)]), "dl_vlan=5");
-        assert_eq!(fmt(&[(F::VlanTci, 0x7005, 0xffff)]), "dl_vlan=5,dl_vlan_pcp=3");
+        assert_eq!(
+            fmt(&[(F::VlanTci, 0x7005, 0xffff)]),
+            "dl_vlan=5,dl_vlan_pcp=3"
+        );
         assert_eq!(fmt(&[(F::VlanTci, 0x0000, 0xffff)]), "vlan_tci=0x0000");
-        assert_eq!(fmt(&[(F::VlanTci, 0x0000, 0x1fff)]), "vlan_tci=0x0000/0x1fff");
+        assert_eq!(
+            fmt(&[(F::VlanTci, 0x0000, 0x1fff)]),
+            "vlan_tci=0x0000/0x1fff"
+        );
     }
 
     #[test]
@@ -734,7 +743,10 @@ mod tests {
             (0x2001_0db8_0000_0000_0000_0000_0000_0001, "2001:db8::1"),
             (0x0000_0000_0000_0000_0000_ffff_0a00_0001, "::ffff:10.0.0.1"),
             (0xfe80_0000_0000_0000_0000_0000_0000_0000, "fe80::"),
-            (0x2001_0db8_0000_0001_0000_0000_0001_0001, "2001:db8:0:1::1:1"),
+            (
+                0x2001_0db8_0000_0001_0000_0000_0001_0001,
+                "2001:db8:0:1::1:1",
+            ),
             (0x0001_0000_0001_0000_0000_0001_0000_0001, "1:0:1::1:0:1"),
         ];
         for (v, want) in cases {

@@ -641,7 +641,10 @@ impl FlowDecoder {
 
             let actions = if self.with_actions {
                 self.text.clear();
-                actions::format_instructions(e.bytes(e.remaining(), "instructions")?, &mut self.text)?;
+                actions::format_instructions(
+                    e.bytes(e.remaining(), "instructions")?,
+                    &mut self.text,
+                )?;
                 Some(self.text.as_str().into())
             } else {
                 None

@@ -20,9 +20,7 @@ pub mod oxm;
 mod wire;
 
 pub use client::{Client, ClientError, Endpoint};
-pub use message::{
-    FlowStats, GroupDesc, GroupStats, GroupType, PortDesc, PortStats, TableStats,
-};
+pub use message::{FlowStats, GroupDesc, GroupStats, GroupType, PortDesc, PortStats, TableStats};
 
 /// OpenFlow 1.3 wire version.
 pub const OFP13_VERSION: u8 = 0x04;

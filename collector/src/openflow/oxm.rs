@@ -313,7 +313,12 @@ pub fn lookup(class: u16, field: u8, exp: u32) -> Option<WireField> {
             ),
             38 => w("OXM_OF_TUNNEL_ID", "tun_id", 8, Whole(F::TunId)),
             42 => w("OXM_OF_TCP_FLAGS", "tcp_flags", 2, Whole(F::TcpFlags)),
-            43 => w("OXM_OF_ACTSET_OUTPUT", "actset_output", 4, Port32(F::ActsetOutput)),
+            43 => w(
+                "OXM_OF_ACTSET_OUTPUT",
+                "actset_output",
+                4,
+                Port32(F::ActsetOutput),
+            ),
             44 => w("OXM_OF_PACKET_TYPE", "packet_type", 4, Whole(F::PacketType)),
             _ => return None,
         },
@@ -430,17 +435,36 @@ pub fn lookup(class: u16, field: u8, exp: u32) -> Option<WireField> {
             36 => w("NXM_NX_RECIRC_ID", "recirc_id", 4, Whole(F::RecircId)),
             37 => w("NXM_NX_CONJ_ID", "conj_id", 4, Whole(F::ConjId)),
             38 => w("NXM_NX_TUN_GBP_ID", "tun_gbp_id", 2, Whole(F::TunGbpId)),
-            39 => w("NXM_NX_TUN_GBP_FLAGS", "tun_gbp_flags", 1, Whole(F::TunGbpFlags)),
+            39 => w(
+                "NXM_NX_TUN_GBP_FLAGS",
+                "tun_gbp_flags",
+                1,
+                Whole(F::TunGbpFlags),
+            ),
             104 => w("NXM_NX_TUN_FLAGS", "tun_flags", 2, Whole(F::TunFlags)),
             105 => w("NXM_NX_CT_STATE", "ct_state", 4, Whole(F::CtState)),
             106 => w("NXM_NX_CT_ZONE", "ct_zone", 2, Whole(F::CtZone)),
             107 => w("NXM_NX_CT_MARK", "ct_mark", 4, Whole(F::CtMark)),
             108 => w("NXM_NX_CT_LABEL", "ct_label", 16, Whole(F::CtLabel)),
-            109 => w("NXM_NX_TUN_IPV6_SRC", "tun_ipv6_src", 16, Whole(F::TunIpv6Src)),
-            110 => w("NXM_NX_TUN_IPV6_DST", "tun_ipv6_dst", 16, Whole(F::TunIpv6Dst)),
+            109 => w(
+                "NXM_NX_TUN_IPV6_SRC",
+                "tun_ipv6_src",
+                16,
+                Whole(F::TunIpv6Src),
+            ),
+            110 => w(
+                "NXM_NX_TUN_IPV6_DST",
+                "tun_ipv6_dst",
+                16,
+                Whole(F::TunIpv6Dst),
+            ),
             111..=114 => {
-                const NAMES: [&str; 4] =
-                    ["NXM_NX_XXREG0", "NXM_NX_XXREG1", "NXM_NX_XXREG2", "NXM_NX_XXREG3"];
+                const NAMES: [&str; 4] = [
+                    "NXM_NX_XXREG0",
+                    "NXM_NX_XXREG1",
+                    "NXM_NX_XXREG2",
+                    "NXM_NX_XXREG3",
+                ];
                 const XX: [&str; 4] = ["xxreg0", "xxreg1", "xxreg2", "xxreg3"];
                 let i = (f - 111) as usize;
                 w(NAMES[i], XX[i], 16, Xxreg(i))
@@ -455,9 +479,7 @@ pub fn lookup(class: u16, field: u8, exp: u32) -> Option<WireField> {
             _ => return None,
         },
         (class::EXPERIMENTER, f) => match (exp, f) {
-            (experimenter::ONF, 42) => {
-                w("ONFOXM_ET_TCP_FLAGS", "tcp_flags", 2, Whole(F::TcpFlags))
-            }
+            (experimenter::ONF, 42) => w("ONFOXM_ET_TCP_FLAGS", "tcp_flags", 2, Whole(F::TcpFlags)),
             (experimenter::ONF, 43) => w(
                 "ONFOXM_ET_ACTSET_OUTPUT",
                 "actset_output",
@@ -631,7 +653,10 @@ pub fn decode_oxms(data: &[u8], out: &mut MatchFields) -> Result<(), DecodeError
     decode_oxms_reader(&mut Reader::new(data), out)
 }
 
-pub(crate) fn decode_oxms_reader(r: &mut Reader<'_>, out: &mut MatchFields) -> Result<(), DecodeError> {
+pub(crate) fn decode_oxms_reader(
+    r: &mut Reader<'_>,
+    out: &mut MatchFields,
+) -> Result<(), DecodeError> {
     while !r.is_empty() {
         let at = r.offset();
         let h = OxmHeader::parse(r.u32("oxm header")?);
@@ -657,7 +682,11 @@ pub(crate) fn decode_oxms_reader(r: &mut Reader<'_>, out: &mut MatchFields) -> R
         };
         match lookup(h.class, h.field, exp.unwrap_or(0)) {
             Some(wf) if wf.bytes == value.len() => {
-                let m = if h.has_mask { Some(be_uint(mask)) } else { None };
+                let m = if h.has_mask {
+                    Some(be_uint(mask))
+                } else {
+                    None
+                };
                 out.apply(&wf, be_uint(value), m);
             }
             Some(wf) => {
@@ -701,7 +730,12 @@ mod tests {
     #[test]
     fn decodes_basic_and_nicira_fields() {
         let mut data = tlv(class::OPENFLOW_BASIC, 5, &[0x08, 0x00], None);
-        data.extend(tlv(class::OPENFLOW_BASIC, 12, &[10, 244, 0, 0], Some(&[255, 255, 0, 0])));
+        data.extend(tlv(
+            class::OPENFLOW_BASIC,
+            12,
+            &[10, 244, 0, 0],
+            Some(&[255, 255, 0, 0]),
+        ));
         data.extend(tlv(class::NXM_1, 3, &[0, 0, 0, 7], None));
         data.extend(tlv(class::OPENFLOW_BASIC, 6, &[0x10, 0x05], None));
         data.extend(tlv(class::OPENFLOW_BASIC, 7, &[3], None));

@@ -86,7 +86,9 @@ impl<'a> Reader<'a> {
 
 /// Reads a big-endian unsigned integer of up to 16 bytes.
 pub(crate) fn be_uint(bytes: &[u8]) -> u128 {
-    bytes.iter().fold(0u128, |acc, &b| (acc << 8) | u128::from(b))
+    bytes
+        .iter()
+        .fold(0u128, |acc, &b| (acc << 8) | u128::from(b))
 }
 
 #[cfg(test)]

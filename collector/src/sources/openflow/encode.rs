@@ -8,18 +8,66 @@ use crate::openflow::message::{PortStats, UNSUPPORTED};
 type PortCounter = (&'static str, &'static str, fn(&PortStats) -> u64);
 
 const PORT_COUNTERS: &[PortCounter] = &[
-    ("ovs_port_rx_packets_total", "Packets received by the OpenFlow port.", |s| s.rx_packets),
-    ("ovs_port_tx_packets_total", "Packets transmitted by the OpenFlow port.", |s| s.tx_packets),
-    ("ovs_port_rx_bytes_total", "Bytes received by the OpenFlow port.", |s| s.rx_bytes),
-    ("ovs_port_tx_bytes_total", "Bytes transmitted by the OpenFlow port.", |s| s.tx_bytes),
-    ("ovs_port_rx_dropped_total", "Packets dropped on receive by the OpenFlow port.", |s| s.rx_dropped),
-    ("ovs_port_tx_dropped_total", "Packets dropped on transmit by the OpenFlow port.", |s| s.tx_dropped),
-    ("ovs_port_rx_errors_total", "Receive errors on the OpenFlow port.", |s| s.rx_errors),
-    ("ovs_port_tx_errors_total", "Transmit errors on the OpenFlow port.", |s| s.tx_errors),
-    ("ovs_port_rx_frame_errors_total", "Frame alignment errors on the OpenFlow port.", |s| s.rx_frame_err),
-    ("ovs_port_rx_over_errors_total", "Receive overrun errors on the OpenFlow port.", |s| s.rx_over_err),
-    ("ovs_port_rx_crc_errors_total", "CRC errors on the OpenFlow port.", |s| s.rx_crc_err),
-    ("ovs_port_collisions_total", "Collisions on the OpenFlow port.", |s| s.collisions),
+    (
+        "ovs_port_rx_packets_total",
+        "Packets received by the OpenFlow port.",
+        |s| s.rx_packets,
+    ),
+    (
+        "ovs_port_tx_packets_total",
+        "Packets transmitted by the OpenFlow port.",
+        |s| s.tx_packets,
+    ),
+    (
+        "ovs_port_rx_bytes_total",
+        "Bytes received by the OpenFlow port.",
+        |s| s.rx_bytes,
+    ),
+    (
+        "ovs_port_tx_bytes_total",
+        "Bytes transmitted by the OpenFlow port.",
+        |s| s.tx_bytes,
+    ),
+    (
+        "ovs_port_rx_dropped_total",
+        "Packets dropped on receive by the OpenFlow port.",
+        |s| s.rx_dropped,
+    ),
+    (
+        "ovs_port_tx_dropped_total",
+        "Packets dropped on transmit by the OpenFlow port.",
+        |s| s.tx_dropped,
+    ),
+    (
+        "ovs_port_rx_errors_total",
+        "Receive errors on the OpenFlow port.",
+        |s| s.rx_errors,
+    ),
+    (
+        "ovs_port_tx_errors_total",
+        "Transmit errors on the OpenFlow port.",
+        |s| s.tx_errors,
+    ),
+    (
+        "ovs_port_rx_frame_errors_total",
+        "Frame alignment errors on the OpenFlow port.",
+        |s| s.rx_frame_err,
+    ),
+    (
+        "ovs_port_rx_over_errors_total",
+        "Receive overrun errors on the OpenFlow port.",
+        |s| s.rx_over_err,
+    ),
+    (
+        "ovs_port_rx_crc_errors_total",
+        "CRC errors on the OpenFlow port.",
+        |s| s.rx_crc_err,
+    ),
+    (
+        "ovs_port_collisions_total",
+        "Collisions on the OpenFlow port.",
+        |s| s.collisions,
+    ),
 ];
 
 fn ok_bridges(s: &Snapshot) -> impl Iterator<Item = (&str, &BridgeData)> {
@@ -139,7 +187,11 @@ fn encode_flows(s: &Snapshot, flow_actions: bool, w: &mut Writer) {
                         .label_u64("table", u64::from(f.table_id))
                         .label_hex("cookie", f.cookie)
                         .label("match", "*");
-                    smp.value_u64(if value == Value::Packets { f.packets } else { f.bytes });
+                    smp.value_u64(if value == Value::Packets {
+                        f.packets
+                    } else {
+                        f.bytes
+                    });
                 }
             }
             if w.is_closed() {
@@ -210,8 +262,14 @@ fn encode_tables(s: &Snapshot, w: &mut Writer) {
 fn encode_groups(s: &Snapshot, w: &mut Writer) {
     let type_of = |g: &super::Group| g.desc.as_ref().map_or("unknown", |d| d.group_type.name());
     for (name, help) in [
-        ("ovs_group_packets_total", "Packets processed by the OpenFlow group."),
-        ("ovs_group_bytes_total", "Bytes processed by the OpenFlow group."),
+        (
+            "ovs_group_packets_total",
+            "Packets processed by the OpenFlow group.",
+        ),
+        (
+            "ovs_group_bytes_total",
+            "Bytes processed by the OpenFlow group.",
+        ),
     ] {
         w.family(name, help, MetricType::Counter);
         for (bridge, d) in ok_bridges(s) {
@@ -229,13 +287,13 @@ fn encode_groups(s: &Snapshot, w: &mut Writer) {
         }
     }
     w.family(
-        "ovs_group_ref_count",
+        "ovs_group_references",
         "Flow entries and groups that forward to the OpenFlow group.",
         MetricType::Gauge,
     );
     for (bridge, d) in ok_bridges(s) {
         for g in &d.groups {
-            w.sample("ovs_group_ref_count")
+            w.sample("ovs_group_references")
                 .label("bridge", bridge)
                 .label_u64("group_id", u64::from(g.stats.group_id))
                 .label("type", type_of(g))
@@ -257,8 +315,14 @@ fn encode_groups(s: &Snapshot, w: &mut Writer) {
         }
     }
     for (name, help) in [
-        ("ovs_group_bucket_packets_total", "Packets sent through the bucket of the OpenFlow group."),
-        ("ovs_group_bucket_bytes_total", "Bytes sent through the bucket of the OpenFlow group."),
+        (
+            "ovs_group_bucket_packets_total",
+            "Packets sent through the bucket of the OpenFlow group.",
+        ),
+        (
+            "ovs_group_bucket_bytes_total",
+            "Bytes sent through the bucket of the OpenFlow group.",
+        ),
     ] {
         w.family(name, help, MetricType::Counter);
         for (bridge, d) in ok_bridges(s) {

@@ -1,8 +1,6 @@
 //! I/O for the `openflow` source: find the bridges, ask each one concurrently, join and fold.
 
-use super::{
-    BridgeData, BridgeResult, Config, FoldedFlows, Group, OpenFlowError, Port, Snapshot,
-};
+use super::{BridgeData, BridgeResult, Config, FoldedFlows, Group, OpenFlowError, Port, Snapshot};
 use crate::openflow::message::{self, FlowDecoder, MultipartType};
 use crate::openflow::{Client, ClientError, Endpoint, FlowStats, port};
 use crate::registry::{OpenFlowSlice, ScrapeRequest};
@@ -266,14 +264,32 @@ mod tests {
         assert_eq!(
             folded,
             vec![
-                FoldedFlows { table_id: 0, cookie: 1, flows: 2, packets: 1, bytes: 100 },
-                FoldedFlows { table_id: 1, cookie: 2, flows: 1, packets: 0, bytes: 50 },
-                FoldedFlows { table_id: 1, cookie: 3, flows: 1, packets: 0, bytes: 0 },
+                FoldedFlows {
+                    table_id: 0,
+                    cookie: 1,
+                    flows: 2,
+                    packets: 1,
+                    bytes: 100
+                },
+                FoldedFlows {
+                    table_id: 1,
+                    cookie: 2,
+                    flows: 1,
+                    packets: 0,
+                    bytes: 50
+                },
+                FoldedFlows {
+                    table_id: 1,
+                    cookie: 3,
+                    flows: 1,
+                    packets: 0,
+                    bytes: 0
+                },
             ]
         );
         // Totals are preserved.
-        let total: u64 = kept.iter().map(|f| f.bytes).sum::<u64>()
-            + folded.iter().map(|f| f.bytes).sum::<u64>();
+        let total: u64 =
+            kept.iter().map(|f| f.bytes).sum::<u64>() + folded.iter().map(|f| f.bytes).sum::<u64>();
         assert_eq!(total, flows.iter().map(|f| f.bytes).sum::<u64>());
         let (all, none, zero) = fold(flows, 0);
         assert_eq!((all.len(), none.len(), zero), (6, 0, 0));
@@ -283,13 +299,22 @@ mod tests {
     async fn discovers_mgmt_sockets() {
         let dir = tempfile::tempdir().map_err(|e| e.to_string());
         let Ok(dir) = dir else { return };
-        for f in ["br-int.mgmt", "br-ex.mgmt", "br-int.snoop", "db.sock", ".mgmt"] {
+        for f in [
+            "br-int.mgmt",
+            "br-ex.mgmt",
+            "br-int.snoop",
+            "db.sock",
+            ".mgmt",
+        ] {
             let _ = std::fs::write(dir.path().join(f), b"");
         }
-        let found = local_bridges(dir.path()).await.map(|v| {
-            v.into_iter().map(|(b, _)| b).collect::<Vec<_>>()
-        });
-        assert_eq!(found.ok(), Some(vec!["br-ex".to_owned(), "br-int".to_owned()]));
+        let found = local_bridges(dir.path())
+            .await
+            .map(|v| v.into_iter().map(|(b, _)| b).collect::<Vec<_>>());
+        assert_eq!(
+            found.ok(),
+            Some(vec!["br-ex".to_owned(), "br-int".to_owned()])
+        );
         let missing = local_bridges(&dir.path().join("nope")).await;
         assert!(matches!(missing, Err(OpenFlowError::NoRundir { .. })));
     }

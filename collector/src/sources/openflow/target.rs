@@ -20,7 +20,10 @@ pub enum TargetError {
     #[error("target {0:?} is too long")]
     TooLong(String),
     #[error("target {target:?} is not valid: {reason}")]
-    Invalid { target: String, reason: &'static str },
+    Invalid {
+        target: String,
+        reason: &'static str,
+    },
     #[error("target {0:?} is not allowed by --ovs.allowed-targets")]
     NotAllowed(String),
     #[error("target {target:?} resolves to {addrs}, none of them allowed by --ovs.allowed-targets")]
@@ -81,7 +84,8 @@ pub fn parse(raw: &str, default_port: u16) -> Result<TargetSpec, TargetError> {
         return Ok(TargetSpec::Unix(p.to_path_buf()));
     }
     if let Some(rest) = raw.strip_prefix("tcp:") {
-        let (host, port) = split_host_port(rest).ok_or_else(|| invalid("expected tcp:HOST:PORT"))?;
+        let (host, port) =
+            split_host_port(rest).ok_or_else(|| invalid("expected tcp:HOST:PORT"))?;
         let port = port
             .parse::<u16>()
             .ok()
@@ -92,8 +96,14 @@ pub fn parse(raw: &str, default_port: u16) -> Result<TargetSpec, TargetError> {
             port,
         });
     }
-    if raw.contains("://") || ["ssl:", "pssl:", "ptcp:", "punix:"].iter().any(|p| raw.starts_with(p)) {
-        return Err(invalid("only unix:PATH, tcp:HOST:PORT or a bare host are supported"));
+    if raw.contains("://")
+        || ["ssl:", "pssl:", "ptcp:", "punix:"]
+            .iter()
+            .any(|p| raw.starts_with(p))
+    {
+        return Err(invalid(
+            "only unix:PATH, tcp:HOST:PORT or a bare host are supported",
+        ));
     }
     // A bare host, optionally with a port (IPv6 with a port needs brackets).
     if let Ok(ip) = IpAddr::from_str(raw.trim_start_matches('[').trim_end_matches(']')) {
@@ -168,7 +178,9 @@ impl AllowList {
             }
             if let Some(path) = entry.strip_prefix("unix:") {
                 if !path.starts_with('/') {
-                    return Err(format!("--ovs.allowed-targets: {entry:?} needs an absolute path"));
+                    return Err(format!(
+                        "--ovs.allowed-targets: {entry:?} needs an absolute path"
+                    ));
                 }
                 if path.ends_with('/') {
                     list.unix_dirs.push(PathBuf::from(path));
@@ -206,11 +218,14 @@ impl AllowList {
     }
 
     fn allows_unix(&self, path: &Path, rundir: &Path) -> bool {
-        let in_rundir = path.parent() == Some(rundir)
-            && path.extension().is_some_and(|e| e == "mgmt");
+        let in_rundir =
+            path.parent() == Some(rundir) && path.extension().is_some_and(|e| e == "mgmt");
         in_rundir
             || self.unix_paths.iter().any(|p| p == path)
-            || self.unix_dirs.iter().any(|d| path.parent() == Some(d.as_path()))
+            || self
+                .unix_dirs
+                .iter()
+                .any(|d| path.parent() == Some(d.as_path()))
     }
 }
 
@@ -310,8 +325,14 @@ mod tests {
 
     #[test]
     fn parses_forms() {
-        assert_eq!(parse("192.168.0.10", 16633), Ok(tcp([192, 168, 0, 10], 16633)));
-        assert_eq!(parse("tcp:10.0.0.1:6653", 16633), Ok(tcp([10, 0, 0, 1], 6653)));
+        assert_eq!(
+            parse("192.168.0.10", 16633),
+            Ok(tcp([192, 168, 0, 10], 16633))
+        );
+        assert_eq!(
+            parse("tcp:10.0.0.1:6653", 16633),
+            Ok(tcp([10, 0, 0, 1], 6653))
+        );
         assert_eq!(parse("10.0.0.1:6653", 16633), Ok(tcp([10, 0, 0, 1], 6653)));
         assert_eq!(
             parse("tcp:[fd00::1]:6653", 1),
@@ -320,7 +341,10 @@ mod tests {
                 port: 6653
             })
         );
-        assert!(matches!(parse("fd00::1", 7), Ok(TargetSpec::Tcp { port: 7, .. })));
+        assert!(matches!(
+            parse("fd00::1", 7),
+            Ok(TargetSpec::Tcp { port: 7, .. })
+        ));
         assert_eq!(
             parse("Node-1.example", 16633),
             Ok(TargetSpec::Tcp {
@@ -355,7 +379,10 @@ mod tests {
                 assert!(!e.to_string().contains('\n'));
             }
         }
-        assert!(matches!(parse(&"a".repeat(600), 1), Err(TargetError::TooLong(_))));
+        assert!(matches!(
+            parse(&"a".repeat(600), 1),
+            Err(TargetError::TooLong(_))
+        ));
     }
 
     #[tokio::test]
@@ -383,12 +410,24 @@ mod tests {
         assert!(ok("unix:/srv/other/br1.mgmt").await.is_err());
         // A name on the list is resolved and connected to.
         let t = ok("localhost").await;
-        assert!(matches!(t, Ok(Target { endpoint: Endpoint::Tcp(_), .. })), "{t:?}");
+        assert!(
+            matches!(
+                t,
+                Ok(Target {
+                    endpoint: Endpoint::Tcp(_),
+                    ..
+                })
+            ),
+            "{t:?}"
+        );
         // A name not on the list, with no CIDR covering what it resolves to.
         let only_net = AllowList::parse(&["10.0.0.0/8"]).unwrap_or_default();
         let spec = parse("localhost", 1).unwrap_or(TargetSpec::Unix("/".into()));
         let r = authorize("localhost", spec, &only_net, rundir).await;
-        assert!(matches!(r, Err(TargetError::ResolvedNotAllowed { .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(TargetError::ResolvedNotAllowed { .. })),
+            "{r:?}"
+        );
         // An empty list allows only the local management sockets.
         let none = AllowList::default();
         let spec = parse("10.0.0.1", 1).unwrap_or(TargetSpec::Unix("/".into()));

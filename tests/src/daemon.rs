@@ -1,0 +1,88 @@
+//! The daemon, in-process, on an ephemeral port; and a tiny HTTP client.
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+use dataplane_collector::cli::Cli;
+use std::net::SocketAddr;
+
+pub struct Daemon {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Daemon {
+    /// Starts the daemon with command-line `args` (as after `dataplane-collector`).
+    pub fn start(args: &[String]) -> Result<Daemon> {
+        let mut argv = vec!["dataplane-collector".to_owned()];
+        argv.extend_from_slice(args);
+        let serve = Cli::try_parse_from(&argv)
+            .map_err(|e| anyhow!("bad daemon args {argv:?}: {e}"))?
+            .serve_args();
+        let std_listener =
+            std::net::TcpListener::bind("127.0.0.1:0").context("bind an ephemeral port")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || -> Result<()> {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener)?;
+                dataplane_collector::serve_on(listener, serve, async move {
+                    let _ = rx.await;
+                })
+                .await
+            })
+        });
+        let d = Daemon {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        };
+        // Ready when /healthz answers.
+        for _ in 0..100 {
+            if d.get("/healthz").map(|(s, _)| s == 200).unwrap_or(false) {
+                return Ok(d);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        bail!("daemon did not answer /healthz")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// GET `path`; returns the status and body (for any status).
+    pub fn get(&self, path: &str) -> Result<(u16, String)> {
+        get(&self.url(path))
+    }
+}
+
+pub fn get(url: &str) -> Result<(u16, String)> {
+    match ureq::get(url)
+        .timeout(std::time::Duration::from_secs(30))
+        .call()
+    {
+        Ok(r) => {
+            let status = r.status();
+            Ok((status, r.into_string()?))
+        }
+        Err(ureq::Error::Status(code, r)) => Ok((code, r.into_string()?)),
+        Err(e) => Err(anyhow!("GET {url}: {e}")),
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
