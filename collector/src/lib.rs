@@ -10,7 +10,6 @@ pub mod registry;
 pub mod server;
 pub mod sources;
 
-use anyhow::Context as _;
 use std::sync::Arc;
 
 /// Sets up logging as the flags ask.
@@ -42,12 +41,41 @@ pub fn build_registry(args: &cli::ServeArgs) -> registry::Registry {
     reg
 }
 
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("http server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Builds what the HTTP handlers share from the flags.
+pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartError> {
+    let allowed = sources::openflow::target::AllowList::parse(&args.ovs_allowed_targets)
+        .map_err(StartError::Config)?;
+    Ok(Arc::new(server::AppState {
+        registry: build_registry(args),
+        scrape_timeout: args.scrape_timeout,
+        allowed_targets: allowed,
+        target_port: args.ovs_target_port,
+        ovs_rundir: args.ovs_rundir.clone(),
+        permits: Arc::new(tokio::sync::Semaphore::new(args.max_requests.max(1))),
+    }))
+}
+
 /// Runs the HTTP server until SIGINT or SIGTERM.
-pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
-    let addr = cli::listen_addr(&args.listen_address).map_err(anyhow::Error::msg)?;
+pub async fn serve(args: cli::ServeArgs) -> Result<(), StartError> {
+    let addr = cli::listen_addr(&args.listen_address).map_err(StartError::Config)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+        .map_err(|source| StartError::Listen { addr, source })?;
     serve_on(listener, args, shutdown_signal()).await
 }
 
@@ -56,28 +84,18 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     args: cli::ServeArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let allowed = sources::openflow::target::AllowList::parse(&args.ovs_allowed_targets)
-        .map_err(anyhow::Error::msg)?;
-    let registry = build_registry(&args);
+) -> Result<(), StartError> {
+    let state = app_state(&args)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        collectors = ?registry.names(),
-        address = %listener.local_addr().context("listener address")?,
+        collectors = ?state.registry.names(),
+        address = %listener.local_addr().map_err(StartError::Serve)?,
         "starting dataplane-collector"
     );
-    let state = Arc::new(server::AppState {
-        registry,
-        scrape_timeout: args.scrape_timeout,
-        allowed_targets: allowed,
-        target_port: args.ovs_target_port,
-        ovs_rundir: args.ovs_rundir.clone(),
-        permits: Arc::new(tokio::sync::Semaphore::new(args.max_requests.max(1))),
-    });
     axum::serve(listener, server::router(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .context("http server failed")?;
+        .map_err(StartError::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }

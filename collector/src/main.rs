@@ -9,5 +9,6 @@ fn main() -> anyhow::Result<()> {
         .max_blocking_threads(4)
         .enable_all()
         .build()?
-        .block_on(dataplane_collector::serve(args))
+        .block_on(dataplane_collector::serve(args))?;
+    Ok(())
 }

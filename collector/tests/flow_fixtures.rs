@@ -63,8 +63,17 @@ fn captured_replies_decode_to_what_ovs_ofctl_printed() {
     assert!(flows.len() >= 60);
     for f in &flows {
         let (m, a) = &want[&(f.table_id, f.priority)];
-        assert_eq!(&*f.match_text, m, "match of table {} priority {}", f.table_id, f.priority);
-        assert_eq!(f.actions.as_deref(), Some(a.as_str()), "actions of {}", f.priority);
+        assert_eq!(
+            &*f.match_text, m,
+            "match of table {} priority {}",
+            f.table_id, f.priority
+        );
+        assert_eq!(
+            f.actions.as_deref(),
+            Some(a.as_str()),
+            "actions of {}",
+            f.priority
+        );
     }
 }
 
@@ -80,7 +89,10 @@ fn truncated_and_corrupted_replies_are_errors_not_panics() {
     let mut bad = body.to_vec();
     bad[0] = 0xff;
     bad[1] = 0xff;
-    let err = decode(&[&bad]).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = decode(&[&bad])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("ofp_flow_stats"), "{err}");
     // Corrupt every byte in turn (a cheap, deterministic fuzz): never a panic.
     for i in 0..body.len().min(4096) {

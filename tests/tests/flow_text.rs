@@ -34,7 +34,12 @@ fn match_and_actions_text_equal_ovs_ofctl() -> Result<()> {
     let br = format!("br{}", testbed::topology::unique_tag());
     ovs.add_bridge(&br)?;
     ovs.add_group(&br, "group_id=1,type=all,bucket=actions=output:1")?;
-    ovs.ofctl(&["-O", "OpenFlow13"], "add-meter", &br, &["meter=1,kbps,band=type=drop,rate=1000"])?;
+    ovs.ofctl(
+        &["-O", "OpenFlow13"],
+        "add-meter",
+        &br,
+        &["meter=1,kbps,band=type=drop,rate=1000"],
+    )?;
     let mut failed = Vec::new();
     for flow in corpus()? {
         if let Err(e) = ovs.ofctl(&["-O", "OpenFlow13"], "add-flow", &br, &[&flow]) {
@@ -46,7 +51,9 @@ fn match_and_actions_text_equal_ovs_ofctl() -> Result<()> {
     }
 
     let of13 = ovs.ofctl(&["-O", "OpenFlow13"], "dump-flows", &br, &[])?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let bodies: Vec<Vec<u8>> = rt.block_on(async {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut c = Client::connect(&Endpoint::Unix(ovs.mgmt(&br)), deadline).await?;
@@ -72,7 +79,9 @@ fn match_and_actions_text_equal_ovs_ofctl() -> Result<()> {
     let mut decoder = FlowDecoder::new(true);
     let mut ours = Vec::new();
     for b in &bodies {
-        decoder.decode(b, &mut ours).context("decoding the switch's reply")?;
+        decoder
+            .decode(b, &mut ours)
+            .context("decoding the switch's reply")?;
     }
     let key = |table: u8, priority: u16, cookie: u64| (table, priority, cookie);
     // The match is printed the same whatever the OpenFlow version; OpenFlow 1.0 (ovs-ofctl's
@@ -89,14 +98,23 @@ fn match_and_actions_text_equal_ovs_ofctl() -> Result<()> {
     let mut diffs = Vec::new();
     for f in &ours {
         let k = key(f.table_id, f.priority, f.cookie);
-        let want_match = matches.get(&k).with_context(|| format!("ovs-ofctl lacks {k:?}"))?;
+        let want_match = matches
+            .get(&k)
+            .with_context(|| format!("ovs-ofctl lacks {k:?}"))?;
         if *f.match_text != **want_match {
-            diffs.push(format!("match  {k:?}\n  ours:     {}\n  ovs-ofctl: {want_match}", f.match_text));
+            diffs.push(format!(
+                "match  {k:?}\n  ours:     {}\n  ovs-ofctl: {want_match}",
+                f.match_text
+            ));
         }
-        let want_actions = actions.get(&k).with_context(|| format!("ovs-ofctl lacks {k:?}"))?;
+        let want_actions = actions
+            .get(&k)
+            .with_context(|| format!("ovs-ofctl lacks {k:?}"))?;
         let got = f.actions.as_deref().unwrap_or("");
         if got != want_actions {
-            diffs.push(format!("actions {k:?}\n  ours:     {got}\n  ovs-ofctl: {want_actions}"));
+            diffs.push(format!(
+                "actions {k:?}\n  ours:     {got}\n  ovs-ofctl: {want_actions}"
+            ));
         }
     }
     if !diffs.is_empty() {

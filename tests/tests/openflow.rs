@@ -235,6 +235,10 @@ fn counters_equal_ovs_ofctl_for_the_same_bridge() -> Result<()> {
         );
     }
 
+    if std::env::var("DPC_UPDATE_FIXTURES").is_ok_and(|v| v == "1") {
+        capture_fixtures(&topo)?;
+    }
+
     // Groups.
     assert_eq!(of_groups.len(), 1);
     for g in &of_groups {
@@ -272,6 +276,41 @@ fn counters_equal_ovs_ofctl_for_the_same_bridge() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Saves every multipart reply of the bridge as `collector/tests/fixtures/demo.<kind>.bin`
+/// (length-prefixed bodies) for the collector's golden-file test, which replays them from a
+/// fake switch.
+fn capture_fixtures(topo: &Topology) -> Result<()> {
+    use dataplane_collector::openflow::message::MultipartType as M;
+    use dataplane_collector::openflow::{Client, Endpoint};
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../collector/tests/fixtures");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut c = Client::connect(&Endpoint::Unix(topo.ovs.mgmt(&topo.bridge)), deadline).await?;
+        for (kind, name) in [
+            (M::PortDesc, "port-desc"),
+            (M::PortStats, "port-stats"),
+            (M::Table, "table-stats"),
+            (M::GroupDesc, "group-desc"),
+            (M::Group, "group-stats"),
+            (M::Flow, "flow-stats"),
+        ] {
+            let mut bin = Vec::new();
+            c.multipart(kind, &mut |b| {
+                bin.extend_from_slice(&(b.len() as u32).to_be_bytes());
+                bin.extend_from_slice(b);
+                Ok(())
+            })
+            .await?;
+            std::fs::write(dir.join(format!("demo.{name}.bin")), &bin)?;
+        }
+        anyhow::Ok(())
+    })
 }
 
 #[test]

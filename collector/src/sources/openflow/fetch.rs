@@ -64,9 +64,10 @@ pub async fn fetch(cfg: &Config, req: &ScrapeRequest) -> Result<Snapshot, OpenFl
     let remote = req.target.is_some();
     let futures = targets.into_iter().map(|(bridge, endpoint)| async move {
         let outcome = fetch_bridge(&endpoint, req.openflow, remote, cfg, req.deadline).await;
+        // A local socket is named after its bridge; a remote switch tells us its name.
         let bridge = match &outcome {
-            Ok(data) => data.local_name.clone().unwrap_or(bridge),
-            Err(_) => bridge,
+            Ok(data) if remote => data.local_name.clone().unwrap_or(bridge),
+            _ => bridge,
         };
         BridgeResult {
             bridge,

@@ -1,0 +1,275 @@
+//! The whole `/metrics` output against a golden file, and the OpenFlow client's faults, with a
+//! fake switch replaying replies captured from a real ovs-vswitchd (see `common`). No root.
+//!
+//! Update the golden file with `DPC_UPDATE_GOLDEN=1 cargo test -p dataplane-collector --test golden`.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::Request;
+use clap::Parser;
+use common::Behavior;
+use dataplane_collector::cli::Cli;
+use http_body_util::BodyExt;
+use std::io::Write as _;
+use std::path::Path;
+use tower::ServiceExt;
+
+fn state(extra: &[&str], rundir: &Path) -> std::sync::Arc<dataplane_collector::server::AppState> {
+    let mut argv = vec!["dataplane-collector", "--ovs.rundir"];
+    let rd = rundir.to_string_lossy().into_owned();
+    argv.push(&rd);
+    argv.extend_from_slice(extra);
+    let args = Cli::try_parse_from(argv).map(Cli::serve_args);
+    let args = args.unwrap_or_else(|e| panic!("{e}"));
+    dataplane_collector::app_state(&args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn get(
+    state: std::sync::Arc<dataplane_collector::server::AppState>,
+    path: &str,
+) -> (u16, String) {
+    let req = Request::get(path).body(Body::empty()).unwrap_or_default();
+    let resp = dataplane_collector::server::router(state)
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|e| match e {});
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Replaces what changes from run to run: scrape durations and the build's revision.
+fn normalize(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("dataplane_collector_scrape_duration_seconds{") {
+                let (k, _) = l.rsplit_once(' ').unwrap_or((l, ""));
+                format!("{k} <duration>")
+            } else if l.starts_with("dataplane_collector_build_info{") {
+                "dataplane_collector_build_info{<build>} 1".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn promtool_check(text: &str) {
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        assert!(
+            std::env::var("DPC_REQUIRE_ROOT_TESTS").is_err(),
+            "promtool missing (apt-get install prometheus)"
+        );
+        eprintln!("SKIPPED promtool: not installed");
+        return;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("promtool: {e}"));
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn metrics_output_matches_the_golden_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bridge = common::demo_bridge_name();
+    common::serve(
+        dir.path().join(format!("{bridge}.mgmt")),
+        common::demo_replies(),
+        Behavior::Normal,
+    )
+    .await;
+    let (status, body) = get(state(&["--ovs.flow-actions"], dir.path()), "/metrics").await;
+    assert_eq!(status, 200);
+    promtool_check(&body);
+    let got = normalize(&body);
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/metrics.txt");
+    if std::env::var("DPC_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::write(&golden, &got).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let want = std::fs::read_to_string(&golden).unwrap_or_default();
+    if got != want {
+        let diff: Vec<String> = got
+            .lines()
+            .zip(want.lines().chain(std::iter::repeat("<missing>")))
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .map(|(a, b)| format!("got:  {a}\nwant: {b}"))
+            .collect();
+        panic!(
+            "/metrics differs from {} ({} vs {} lines); first differences:\n{}\n\
+             (DPC_UPDATE_GOLDEN=1 to accept)",
+            golden.display(),
+            got.lines().count(),
+            want.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+fn sample_value(body: &str, prefix: &str) -> Option<String> {
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit_once(' ').map(|(_, v)| v.to_owned()))
+}
+
+#[tokio::test]
+async fn switch_faults_are_reported_per_bridge() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let replies = common::demo_replies();
+    for (name, behavior) in [
+        ("br-ok", Behavior::Normal),
+        ("br-echo", Behavior::EchoFirst),
+        ("br-of10", Behavior::OnlyOf10),
+        ("br-reject", Behavior::Reject),
+        ("br-silent", Behavior::Silent),
+    ] {
+        common::serve(
+            dir.path().join(format!("{name}.mgmt")),
+            replies.clone(),
+            behavior,
+        )
+        .await;
+    }
+    let start = std::time::Instant::now();
+    let (status, body) = get(state(&["--scrape.timeout", "1s"], dir.path()), "/metrics").await;
+    assert_eq!(status, 200);
+    // The silent switch holds the source to its timeout, no longer.
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    // One silent bridge times the whole source out: nothing from it is served, but the
+    // scrape still is.
+    assert_eq!(
+        sample_value(
+            &body,
+            "dataplane_collector_scrape_success{collector=\"openflow\"}"
+        ),
+        Some("0".into())
+    );
+    promtool_check(&body);
+
+    // Without the silent one, every other bridge gets its own verdict.
+    let _ = std::fs::remove_file(dir.path().join("br-silent.mgmt"));
+    let (_, body) = get(state(&[], dir.path()), "/metrics").await;
+    for (bridge, up) in [
+        ("br-ok", "1"),
+        ("br-echo", "1"),
+        ("br-of10", "0"),
+        ("br-reject", "0"),
+    ] {
+        assert_eq!(
+            sample_value(&body, &format!("ovs_openflow_up{{bridge=\"{bridge}\"}}")),
+            Some(up.into()),
+            "{bridge}: {body}"
+        );
+    }
+    assert!(body.contains("ovs_flow_packets_total{bridge=\"br-ok\""));
+    assert!(body.contains("ovs_flow_packets_total{bridge=\"br-echo\""));
+    assert!(!body.contains("ovs_flow_packets_total{bridge=\"br-of10\""));
+    assert_eq!(
+        sample_value(
+            &body,
+            "dataplane_collector_scrape_success{collector=\"openflow\"}"
+        ),
+        Some("0".into())
+    );
+}
+
+/// Builds flow-stats reply bodies holding `n` copies of the demo's flows (cookies made
+/// unique), split like Open vSwitch splits them (under 64 KiB per message).
+fn many_flows(n: usize) -> Vec<Vec<u8>> {
+    let entries: Vec<Vec<u8>> = common::load_bodies("demo.flow-stats.bin")
+        .iter()
+        .flat_map(|b| {
+            let mut out = Vec::new();
+            let mut rest = b.as_slice();
+            while rest.len() >= 2 {
+                let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                out.push(rest[..len].to_vec());
+                rest = &rest[len..];
+            }
+            out
+        })
+        .collect();
+    let mut bodies = vec![Vec::new()];
+    for i in 0..n {
+        let mut e = entries[i % entries.len()].clone();
+        e[24..32].copy_from_slice(&(i as u64).to_be_bytes()); // cookie
+        if bodies.last().is_some_and(|b| b.len() + e.len() > 65_000) {
+            bodies.push(Vec::new());
+        }
+        if let Some(last) = bodies.last_mut() {
+            last.extend_from_slice(&e);
+        }
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn follows_multipart_replies_to_the_end_at_100k_flows() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut replies = common::demo_replies();
+    let bodies = many_flows(100_000);
+    assert!(bodies.len() > 100, "{} messages", bodies.len());
+    replies.insert(1, bodies);
+    common::serve(dir.path().join("br-big.mgmt"), replies, Behavior::Normal).await;
+
+    let (status, body) = get(state(&["--ovs.max-flow-series", "0"], dir.path()), "/flows").await;
+    assert_eq!(status, 200);
+    let n = body
+        .lines()
+        .filter(|l| l.starts_with("ovs_flow_bytes_total{"))
+        .count();
+    assert_eq!(n, 100_000);
+    assert_eq!(
+        sample_value(&body, "ovs_flow_series_folded{bridge=\"br-big\"}"),
+        Some("0".into())
+    );
+
+    // Bounded: the default keeps 10,000 flows and folds the rest per (table, cookie).
+    let (_, body) = get(state(&[], dir.path()), "/flows").await;
+    let kept = body
+        .lines()
+        .filter(|l| l.starts_with("ovs_flow_bytes_total{") && !l.contains("match=\"*\""))
+        .count();
+    assert_eq!(kept, 10_000);
+    assert_eq!(
+        sample_value(&body, "ovs_flow_series_folded{bridge=\"br-big\"}"),
+        Some("90000".into())
+    );
+    let folded: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("ovs_flow_bytes_total{") && l.contains("match=\"*\""))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum();
+    let all: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("ovs_flow_bytes_total{"))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum();
+    assert!(
+        folded > 0.0 && all > folded,
+        "folded series keep the totals: {folded} of {all}"
+    );
+}
