@@ -34,7 +34,8 @@ impl Daemon {
                 dataplane_collector::serve_on(listener, serve, async move {
                     let _ = rx.await;
                 })
-                .await
+                .await?;
+                anyhow::Ok(())
             })
         });
         let d = Daemon {
@@ -63,15 +64,17 @@ impl Daemon {
 }
 
 pub fn get(url: &str) -> Result<(u16, String)> {
+    let read = |r: ureq::Response| -> Result<String> {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut r.into_reader(), &mut s)?;
+        Ok(s)
+    };
     match ureq::get(url)
-        .timeout(std::time::Duration::from_secs(30))
+        .timeout(std::time::Duration::from_secs(60))
         .call()
     {
-        Ok(r) => {
-            let status = r.status();
-            Ok((status, r.into_string()?))
-        }
-        Err(ureq::Error::Status(code, r)) => Ok((code, r.into_string()?)),
+        Ok(r) => Ok((r.status(), read(r)?)),
+        Err(ureq::Error::Status(code, r)) => Ok((code, read(r)?)),
         Err(e) => Err(anyhow!("GET {url}: {e}")),
     }
 }
