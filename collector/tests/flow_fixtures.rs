@@ -3,7 +3,7 @@
 //! `fixtures/flow-corpus.txt`, and what `ovs-ofctl -O OpenFlow13 dump-flows` printed for them.
 
 use dataplane_collector::openflow::message::FlowDecoder;
-use dataplane_collector::openflow::{DecodeError, FlowStats};
+use dataplane_collector::openflow::{DecodeError, FlowTable};
 use std::collections::BTreeMap;
 
 const BIN: &[u8] = include_bytes!("fixtures/flow-corpus.of13-flow-stats.bin");
@@ -20,9 +20,9 @@ fn bodies() -> Vec<&'static [u8]> {
     out
 }
 
-fn decode(bodies: &[&[u8]]) -> Result<Vec<FlowStats>, DecodeError> {
+fn decode(bodies: &[&[u8]]) -> Result<FlowTable, DecodeError> {
     let mut d = FlowDecoder::new(true);
-    let mut out = Vec::new();
+    let mut out = FlowTable::default();
     for b in bodies {
         d.decode(b, &mut out)?;
     }
@@ -64,16 +64,11 @@ fn captured_replies_decode_to_what_ovs_ofctl_printed() {
     for f in &flows {
         let (m, a) = &want[&(f.table_id, f.priority)];
         assert_eq!(
-            &*f.match_text, m,
+            f.match_text, m,
             "match of table {} priority {}",
             f.table_id, f.priority
         );
-        assert_eq!(
-            f.actions.as_deref(),
-            Some(a.as_str()),
-            "actions of {}",
-            f.priority
-        );
+        assert_eq!(f.actions, Some(a.as_str()), "actions of {}", f.priority);
     }
 }
 

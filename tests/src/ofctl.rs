@@ -105,12 +105,12 @@ pub fn parse_port_names(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let t = line.trim();
-        if let Some((num, rest)) = t.split_once('(') {
-            if let Some((name, _)) = rest.split_once("):") {
-                let num = num.trim();
-                if num.chars().all(|c| c.is_ascii_digit()) || num == "LOCAL" {
-                    out.insert(num.to_owned(), name.to_owned());
-                }
+        if let Some((num, rest)) = t.split_once('(')
+            && let Some((name, _)) = rest.split_once("):")
+        {
+            let num = num.trim();
+            if num.chars().all(|c| c.is_ascii_digit()) || num == "LOCAL" {
+                out.insert(num.to_owned(), name.to_owned());
             }
         }
     }

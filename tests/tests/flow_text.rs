@@ -77,7 +77,7 @@ fn match_and_actions_text_equal_ovs_ofctl() -> Result<()> {
     }
 
     let mut decoder = FlowDecoder::new(true);
-    let mut ours = Vec::new();
+    let mut ours = dataplane_collector::openflow::FlowTable::default();
     for b in &bodies {
         decoder
             .decode(b, &mut ours)
@@ -101,7 +101,7 @@ fn match_and_actions_text_equal_ovs_ofctl() -> Result<()> {
         let want_match = matches
             .get(&k)
             .with_context(|| format!("ovs-ofctl lacks {k:?}"))?;
-        if *f.match_text != **want_match {
+        if f.match_text != want_match.as_str() {
             diffs.push(format!(
                 "match  {k:?}\n  ours:     {}\n  ovs-ofctl: {want_match}",
                 f.match_text
@@ -110,7 +110,7 @@ fn match_and_actions_text_equal_ovs_ofctl() -> Result<()> {
         let want_actions = actions
             .get(&k)
             .with_context(|| format!("ovs-ofctl lacks {k:?}"))?;
-        let got = f.actions.as_deref().unwrap_or("");
+        let got = f.actions.unwrap_or("");
         if got != want_actions {
             diffs.push(format!(
                 "actions {k:?}\n  ours:     {got}\n  ovs-ofctl: {want_actions}"

@@ -73,11 +73,19 @@ fn flow_lines(n: usize) -> String {
 fn hyperfine(cmds: &[String], runs: usize) -> Result<Vec<f64>> {
     let json = std::env::temp_dir().join(format!("dpc-hyperfine-{}.json", std::process::id()));
     let mut c = Command::new("hyperfine");
-    c.args(["-N", "--warmup", "3", "--runs", &runs.to_string(), "--style", "none"])
-        .arg("--export-json")
-        .arg(&json)
-        .args(cmds)
-        .stdout(Stdio::null());
+    c.args([
+        "-N",
+        "--warmup",
+        "3",
+        "--runs",
+        &runs.to_string(),
+        "--style",
+        "none",
+    ])
+    .arg("--export-json")
+    .arg(&json)
+    .args(cmds)
+    .stdout(Stdio::null());
     let status = c.status().context("cannot run hyperfine")?;
     if !status.success() {
         bail!("hyperfine failed");
@@ -145,7 +153,10 @@ fn floor_ms(mgmt: &Path, runs: usize) -> Result<f64> {
 fn raw_get(addr: &str, path: &str) -> Result<usize> {
     use std::io::{Read as _, Write as _};
     let mut sock = std::net::TcpStream::connect(addr)?;
-    write!(sock, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        sock,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0;
     let mut head = Vec::new();
@@ -184,7 +195,9 @@ fn http_latency(addr: &str, path: &str, runs: usize) -> Result<(f64, f64, usize)
 
 fn scrape_duration_ms(body: &str) -> f64 {
     body.lines()
-        .find(|l| l.starts_with("dataplane_collector_scrape_duration_seconds{collector=\"openflow\"}"))
+        .find(|l| {
+            l.starts_with("dataplane_collector_scrape_duration_seconds{collector=\"openflow\"}")
+        })
         .and_then(|l| l.rsplit_once(' '))
         .and_then(|(_, v)| v.parse::<f64>().ok())
         .map_or(f64::NAN, |s| s * 1000.0)
@@ -206,7 +219,14 @@ pub fn run(sizes: &[usize], out: &Path) -> Result<()> {
     let port = 19477;
     let listen = format!("127.0.0.1:{port}");
     let mut daemon = Command::new(&bin)
-        .args(["--web.listen-address", &listen, "--ovs.max-flow-series", "0", "--log.level", "warn"])
+        .args([
+            "--web.listen-address",
+            &listen,
+            "--ovs.max-flow-series",
+            "0",
+            "--log.level",
+            "warn",
+        ])
         .arg("--ovs.rundir")
         .arg(ovs.rundir())
         .stdin(Stdio::null())
@@ -288,7 +308,13 @@ fn render(rows: &[Row], ovs: &Ovs) -> Result<String> {
     let ovs_version = Command::new("ovs-vswitchd")
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_owned())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
         .unwrap_or_default();
     let _ = ovs;
     let date = Command::new("date")
@@ -303,11 +329,21 @@ fn render(rows: &[Row], ovs: &Ovs) -> Result<String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     let mut s = String::new();
-    writeln!(s, "Measured by `cargo xtask bench` on {date}, commit {rev}; {}; {ovs_version}, userspace datapath, private instance.", machine())?;
+    writeln!(
+        s,
+        "Measured by `cargo xtask bench` on {date}, commit {rev}; {}; {ovs_version}, userspace datapath, private instance.",
+        machine()
+    )?;
     writeln!(s)?;
-    writeln!(s, "Mean wall time per scrape, ms (hyperfine for whole commands; the HTTP column is a GET from an in-process client, i.e. what Prometheus waits for):")?;
+    writeln!(
+        s,
+        "Mean wall time per scrape, ms (hyperfine for whole commands; the HTTP column is a GET from an in-process client, i.e. what Prometheus waits for):"
+    )?;
     writeln!(s)?;
-    writeln!(s, "| flows | `ovs-ofctl dump-flows` (seed) | `ovs-ofctl -O OpenFlow13` | `curl /flows` | `curl --compressed /flows` | HTTP GET /flows (p90) | speed-up vs seed (curl / HTTP) | ovs-vswitchd reply alone | our fetch + decode |")?;
+    writeln!(
+        s,
+        "| flows | `ovs-ofctl dump-flows` (seed) | `ovs-ofctl -O OpenFlow13` | `curl /flows` | `curl --compressed /flows` | HTTP GET /flows (p90) | speed-up vs seed (curl / HTTP) | ovs-vswitchd reply alone | our fetch + decode |"
+    )?;
     writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
     for r in rows {
         writeln!(
@@ -327,9 +363,15 @@ fn render(rows: &[Row], ovs: &Ovs) -> Result<String> {
         )?;
     }
     writeln!(s)?;
-    writeln!(s, "Memory: peak RSS (VmHWM) of the daemon after scraping `/metrics` with every flow as its own series (`--ovs.max-flow-series 0`), versus one `ovs-ofctl dump-flows`:")?;
+    writeln!(
+        s,
+        "Memory: peak RSS (VmHWM) of the daemon after scraping `/metrics` with every flow as its own series (`--ovs.max-flow-series 0`), versus one `ovs-ofctl dump-flows`:"
+    )?;
     writeln!(s)?;
-    writeln!(s, "| flows | daemon peak RSS | ovs-ofctl peak RSS | /flows body |")?;
+    writeln!(
+        s,
+        "| flows | daemon peak RSS | ovs-ofctl peak RSS | /flows body |"
+    )?;
     writeln!(s, "|---:|---:|---:|---:|")?;
     for r in rows {
         writeln!(
@@ -365,7 +407,10 @@ pub fn write_section(path: &Path, title: &str, body: &str) -> Result<()> {
             _ => format!("{}{header}\n{block}{after}", &existing[..at]),
         }
     } else {
-        format!("{}\n{header}\n{block}", existing.trim_end_matches('\n').to_owned() + "\n")
+        format!(
+            "{}\n{header}\n{block}",
+            existing.trim_end_matches('\n').to_owned() + "\n"
+        )
     };
     std::fs::write(path, out)?;
     Ok(())

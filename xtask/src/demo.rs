@@ -39,7 +39,10 @@ pub fn run(opts: Options) -> Result<()> {
             .context("cannot install the Ctrl-C handler")?;
     }
 
-    eprintln!("demo: starting a private Open vSwitch (userspace datapath) and {} pods", opts.pods);
+    eprintln!(
+        "demo: starting a private Open vSwitch (userspace datapath) and {} pods",
+        opts.pods
+    );
     let topo = Topology::build(Ovs::start()?, opts.pods)?;
     eprintln!(
         "demo: bridge {} with pods {}",
@@ -120,8 +123,14 @@ fn print_sample(body: &str, topo: &Topology) -> Result<()> {
     };
     println!();
     println!("Ports of {} (from ovs_port_*_total):", topo.bridge);
-    println!("  {:<12} {:>6} {:>10} {:>10} {:>10} {:>10}", "port", "ofport", "rx pkts", "rx bytes", "tx pkts", "tx bytes");
-    for s in samples.iter().filter(|s| s.name == "ovs_port_rx_packets_total") {
+    println!(
+        "  {:<12} {:>6} {:>10} {:>10} {:>10} {:>10}",
+        "port", "ofport", "rx pkts", "rx bytes", "tx pkts", "tx bytes"
+    );
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "ovs_port_rx_packets_total")
+    {
         let same = |x: &testbed::prom::Sample| x.label("port") == s.label("port");
         println!(
             "  {:<12} {:>6} {:>10} {:>10} {:>10} {:>10}",
@@ -135,8 +144,14 @@ fn print_sample(body: &str, topo: &Topology) -> Result<()> {
     }
     println!();
     println!("Flows (ovs_flow_packets_total / ovs_flow_bytes_total):");
-    println!("  {:>5} {:>8} {:>8} {:>8} {:>9}  match -> actions", "table", "priority", "cookie", "packets", "bytes");
-    for s in samples.iter().filter(|s| s.name == "ovs_flow_packets_total") {
+    println!(
+        "  {:>5} {:>8} {:>8} {:>8} {:>9}  match -> actions",
+        "table", "priority", "cookie", "packets", "bytes"
+    );
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "ovs_flow_packets_total")
+    {
         let same = |x: &testbed::prom::Sample| {
             x.label("table") == s.label("table")
                 && x.label("priority") == s.label("priority")
@@ -149,13 +164,23 @@ fn print_sample(body: &str, topo: &Topology) -> Result<()> {
             s.label("cookie"),
             s.value,
             get("ovs_flow_bytes_total", &same),
-            if s.label("match").is_empty() { "(any)" } else { s.label("match") },
+            if s.label("match").is_empty() {
+                "(any)"
+            } else {
+                s.label("match")
+            },
             s.label("actions")
         );
     }
     println!();
-    println!("Select group 1 (service VIP {}) buckets:", testbed::topology::VIP);
-    for s in samples.iter().filter(|s| s.name == "ovs_group_bucket_packets_total") {
+    println!(
+        "Select group 1 (service VIP {}) buckets:",
+        testbed::topology::VIP
+    );
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "ovs_group_bucket_packets_total")
+    {
         println!("  bucket {}: {} packets", s.label("bucket"), s.value);
     }
     println!();

@@ -78,7 +78,14 @@ pub fn ensure_pip(package: &str, module: &str) -> Result<()> {
     }
     eprintln!("xtask: pip install {package}");
     let status = Command::new("python3")
-        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", package])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            package,
+        ])
         .status()
         .context("python3 -m pip")?;
     if !status.success() {

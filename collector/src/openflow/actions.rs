@@ -123,7 +123,7 @@ fn format_actions_reader(r: &mut Reader<'_>, s: &mut String) -> Result<(), Decod
         let at = r.offset();
         let kind = r.u16("action type")?;
         let len = r.u16("action length")? as usize;
-        if len < 8 || len % 8 != 0 {
+        if len < 8 || !len.is_multiple_of(8) {
             return Err(DecodeError::BadLength {
                 what: "action",
                 offset: at,
@@ -511,7 +511,7 @@ fn format_ct(b: &mut Reader<'_>, s: &mut String) -> Result<(), DecodeError> {
         let at = nested.offset();
         let kind = nested.u16("ct action type")?;
         let len = nested.u16("ct action length")? as usize;
-        if len < 8 || len % 8 != 0 {
+        if len < 8 || !len.is_multiple_of(8) {
             return Err(DecodeError::BadLength {
                 what: "ct nested action",
                 offset: at,

@@ -111,6 +111,9 @@ impl Stream {
     }
 }
 
+/// Receives each multipart reply body with the kind of request it answers.
+pub type ReplyHandler<'a> = dyn FnMut(MultipartType, &[u8]) -> Result<(), DecodeError> + Send + 'a;
+
 /// An OpenFlow 1.3 session with one switch (one bridge).
 pub struct Client {
     stream: Stream,
@@ -290,15 +293,36 @@ impl Client {
         kind: MultipartType,
         on_body: &mut (dyn FnMut(&[u8]) -> Result<(), DecodeError> + Send),
     ) -> Result<(), ClientError> {
-        let xid = self.xid();
-        let stage = kind.name();
-        self.send(&message::multipart_request(xid, kind), stage)
+        self.multipart_pipelined(&[kind], &mut |_, body| on_body(body))
+            .await
+    }
+
+    /// Sends all the requests at once (the switch answers them in order, without a round
+    /// trip between them) and hands each reply body to `on_reply` with its request's kind,
+    /// until every request has had its last reply.
+    pub async fn multipart_pipelined(
+        &mut self,
+        kinds: &[MultipartType],
+        on_reply: &mut ReplyHandler<'_>,
+    ) -> Result<(), ClientError> {
+        let mut batch = Vec::with_capacity(64 * kinds.len());
+        let mut xids = Vec::with_capacity(kinds.len());
+        for &kind in kinds {
+            let xid = self.xid();
+            xids.push(xid);
+            batch.extend_from_slice(&message::multipart_request(xid, kind));
+        }
+        let mut pending = kinds.len();
+        let mut done = vec![false; kinds.len()];
+        let stage_of = |i: Option<usize>| i.map_or("reading replies", |i| kinds[i].name());
+        self.send(&batch, stage_of(kinds.first().map(|_| 0)))
             .await?;
-        loop {
-            let header = self.read_message(stage).await?;
+        while pending > 0 {
+            let waiting = done.iter().position(|d| !d);
+            let header = self.read_message(stage_of(waiting)).await?;
             let len = header.length as usize;
-            if header.xid != xid {
-                // An ECHO_REQUEST from the switch, or a late reply: answer or skip it.
+            let Some(i) = xids.iter().position(|&x| x == header.xid) else {
+                // An ECHO_REQUEST from the switch, or something unsolicited: answer or skip.
                 if header.msg_type == msg_type::ECHO_REQUEST {
                     let reply = message::echo_reply(&self.buf[..len]);
                     self.consume(&header);
@@ -307,9 +331,11 @@ impl Client {
                     self.consume(&header);
                 }
                 continue;
-            }
+            };
+            let kind = kinds[i];
+            let stage = kind.name();
             match header.msg_type {
-                msg_type::MULTIPART_REPLY => {
+                msg_type::MULTIPART_REPLY if !done[i] => {
                     let more = {
                         let msg = &self.buf[..len];
                         let (reply_kind, flags, body) = message::parse_multipart_reply(msg)
@@ -329,7 +355,7 @@ impl Client {
                                 },
                             });
                         }
-                        on_body(body).map_err(|source| ClientError::Decode {
+                        on_reply(kind, body).map_err(|source| ClientError::Decode {
                             endpoint: self.endpoint.clone(),
                             what: stage,
                             source,
@@ -338,7 +364,8 @@ impl Client {
                     };
                     self.consume(&header);
                     if !more {
-                        return Ok(());
+                        done[i] = true;
+                        pending -= 1;
                     }
                 }
                 msg_type::ERROR => {
@@ -367,5 +394,6 @@ impl Client {
                 }
             }
         }
+        Ok(())
     }
 }

@@ -10,7 +10,7 @@
 //! GTP-U, `packet_type`) are written after the known ones as `name=0xVALUE[/0xMASK]`, with the
 //! OXM class and field number when there is no name; see `docs/flows.md`.
 
-use super::oxm::{Field, MatchFields, RawOxm, reg};
+use super::oxm::{Field, MatchFields, REGS, RawOxm};
 use super::port;
 use std::fmt::Write as _;
 
@@ -31,6 +31,31 @@ const IPPROTO_SCTP: u128 = 132;
 const VLAN_CFI: u128 = 0x1000;
 const VLAN_VID_MASK: u128 = 0x0fff;
 const VLAN_PCP_MASK: u128 = 0xe000;
+
+const REG_BITS: u128 = MatchFields::bits_of(&REGS);
+const CT_BITS: u128 = MatchFields::bits_of(&[
+    Field::CtState,
+    Field::CtZone,
+    Field::CtMark,
+    Field::CtLabel,
+    Field::CtNwSrc,
+    Field::CtIpv6Src,
+    Field::CtNwDst,
+    Field::CtIpv6Dst,
+    Field::CtNwProto,
+]);
+const TUNNEL_BITS: u128 = MatchFields::bits_of(&[
+    Field::TunId,
+    Field::TunSrc,
+    Field::TunDst,
+    Field::TunIpv6Src,
+    Field::TunIpv6Dst,
+    Field::TunGbpId,
+    Field::TunGbpFlags,
+    Field::TunTos,
+    Field::TunTtl,
+    Field::TunFlags,
+]);
 
 /// Appends the match (no priority) to `s`.
 pub fn format_match(m: &MatchFields, s: &mut String) {
@@ -54,34 +79,8 @@ pub fn format_match(m: &MatchFields, s: &mut String) {
         format_port(s, v as u16);
         s.push(',');
     }
-    if let Some((v, mask)) = m.get(Field::CtState) {
-        if mask == 0xff {
-            s.push_str("ct_state=");
-            format_flags(s, v as u32, ct_state_name, '|');
-        } else {
-            format_flags_masked(s, "ct_state", v as u32, mask as u32, 0xff, ct_state_name);
-        }
-        s.push(',');
-    }
-    uint_masked(s, m, Field::CtZone, 16);
-    hex32(s, m, Field::CtMark);
-    if let Some((v, mask)) = m.get(Field::CtLabel) {
-        s.push_str("ct_label=");
-        put_hex_bytes(s, &v.to_be_bytes());
-        if mask != u128::MAX {
-            s.push('/');
-            put_hex_bytes(s, &mask.to_be_bytes());
-        }
-        s.push(',');
-    }
-    ipv4_masked(s, m, Field::CtNwSrc, "ct_nw_src");
-    ipv6_masked(s, m, Field::CtIpv6Src, "ct_ipv6_src");
-    ipv4_masked(s, m, Field::CtNwDst, "ct_nw_dst");
-    ipv6_masked(s, m, Field::CtIpv6Dst, "ct_ipv6_dst");
-    if let Some((v, _)) = m.get(Field::CtNwProto) {
-        let _ = write!(s, "ct_nw_proto={v},");
-        uint_masked(s, m, Field::CtTpSrc, 16);
-        uint_masked(s, m, Field::CtTpDst, 16);
+    if m.any_of(CT_BITS) {
+        format_ct(m, s);
     }
 
     let mut skip_type = false;
@@ -132,36 +131,14 @@ pub fn format_match(m: &MatchFields, s: &mut String) {
         }
     }
 
-    for i in 0..16 {
-        if let Some(f) = reg(i) {
+    if m.any_of(REG_BITS) {
+        for f in REGS {
             hex32(s, m, f);
         }
     }
-
-    // Tunnel.
-    hex64(s, m, Field::TunId);
-    ipv4_masked(s, m, Field::TunSrc, "tun_src");
-    ipv4_masked(s, m, Field::TunDst, "tun_dst");
-    ipv6_masked(s, m, Field::TunIpv6Src, "tun_ipv6_src");
-    ipv6_masked(s, m, Field::TunIpv6Dst, "tun_ipv6_dst");
-    uint_masked(s, m, Field::TunGbpId, 16);
-    if let Some((v, _)) = m.get(Field::TunGbpFlags) {
-        let _ = write!(s, "tun_gbp_flags={},", c_hex(v));
+    if m.any_of(TUNNEL_BITS) {
+        format_tunnel(m, s);
     }
-    if let Some((v, _)) = m.get(Field::TunTos) {
-        let _ = write!(s, "tun_tos={v:x},");
-    }
-    if let Some((v, _)) = m.get(Field::TunTtl) {
-        let _ = write!(s, "tun_ttl={v},");
-    }
-    if let Some((v, mask)) = m.get(Field::TunFlags) {
-        let (v, mask) = ((v & 1) as u32, (mask & 1) as u32);
-        if mask != 0 {
-            format_flags_masked(s, "tun_flags", v, mask, 1, tun_flag_name);
-            s.push(',');
-        }
-    }
-
     hex64(s, m, Field::Metadata);
     if let Some((v, _)) = m.get(Field::InPort) {
         s.push_str("in_port=");
@@ -292,8 +269,11 @@ pub fn format_match(m: &MatchFields, s: &mut String) {
         be16_masked(s, m, Field::TpSrc, "tp_src");
         be16_masked(s, m, Field::TpDst, "tp_dst");
     }
-    if (dl_type == ETH_TYPE_IP || dl_type == ETH_TYPE_IPV6) && nw_proto == IPPROTO_TCP {
-        if let Some((v, mask)) = m.get(Field::TcpFlags) {
+    if (dl_type == ETH_TYPE_IP || dl_type == ETH_TYPE_IPV6)
+        && nw_proto == IPPROTO_TCP
+        && let Some((v, mask)) = m.get(Field::TcpFlags)
+    {
+        {
             format_flags_masked(
                 s,
                 "tcp_flags",
@@ -319,6 +299,63 @@ pub fn format_match(m: &MatchFields, s: &mut String) {
 
     if s.len() > start && s.ends_with(',') {
         s.pop();
+    }
+}
+
+fn format_tunnel(m: &MatchFields, s: &mut String) {
+    hex64(s, m, Field::TunId);
+    ipv4_masked(s, m, Field::TunSrc, "tun_src");
+    ipv4_masked(s, m, Field::TunDst, "tun_dst");
+    ipv6_masked(s, m, Field::TunIpv6Src, "tun_ipv6_src");
+    ipv6_masked(s, m, Field::TunIpv6Dst, "tun_ipv6_dst");
+    uint_masked(s, m, Field::TunGbpId, 16);
+    if let Some((v, _)) = m.get(Field::TunGbpFlags) {
+        let _ = write!(s, "tun_gbp_flags={},", c_hex(v));
+    }
+    if let Some((v, _)) = m.get(Field::TunTos) {
+        let _ = write!(s, "tun_tos={v:x},");
+    }
+    if let Some((v, _)) = m.get(Field::TunTtl) {
+        let _ = write!(s, "tun_ttl={v},");
+    }
+    if let Some((v, mask)) = m.get(Field::TunFlags) {
+        let (v, mask) = ((v & 1) as u32, (mask & 1) as u32);
+        if mask != 0 {
+            format_flags_masked(s, "tun_flags", v, mask, 1, tun_flag_name);
+            s.push(',');
+        }
+    }
+}
+
+fn format_ct(m: &MatchFields, s: &mut String) {
+    if let Some((v, mask)) = m.get(Field::CtState) {
+        if mask == 0xff {
+            s.push_str("ct_state=");
+            format_flags(s, v as u32, ct_state_name, '|');
+        } else {
+            format_flags_masked(s, "ct_state", v as u32, mask as u32, 0xff, ct_state_name);
+        }
+        s.push(',');
+    }
+    uint_masked(s, m, Field::CtZone, 16);
+    hex32(s, m, Field::CtMark);
+    if let Some((v, mask)) = m.get(Field::CtLabel) {
+        s.push_str("ct_label=");
+        put_hex_bytes(s, &v.to_be_bytes());
+        if mask != u128::MAX {
+            s.push('/');
+            put_hex_bytes(s, &mask.to_be_bytes());
+        }
+        s.push(',');
+    }
+    ipv4_masked(s, m, Field::CtNwSrc, "ct_nw_src");
+    ipv6_masked(s, m, Field::CtIpv6Src, "ct_ipv6_src");
+    ipv4_masked(s, m, Field::CtNwDst, "ct_nw_dst");
+    ipv6_masked(s, m, Field::CtIpv6Dst, "ct_ipv6_dst");
+    if let Some((v, _)) = m.get(Field::CtNwProto) {
+        let _ = write!(s, "ct_nw_proto={v},");
+        uint_masked(s, m, Field::CtTpSrc, 16);
+        uint_masked(s, m, Field::CtTpDst, 16);
     }
 }
 

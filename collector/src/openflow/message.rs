@@ -518,7 +518,7 @@ pub fn decode_group_stats(body: &[u8], out: &mut Vec<GroupStats>) -> Result<(), 
         let at = r.offset();
         let len = r.peek_u16("group stats length")? as usize;
         check_entry_len("ofp_group_stats", at, len, 40)?;
-        if (len - 40) % 16 != 0 {
+        if !(len - 40).is_multiple_of(16) {
             return Err(DecodeError::BadLength {
                 what: "ofp_group_stats",
                 offset: at,
@@ -552,8 +552,16 @@ pub fn decode_group_stats(body: &[u8], out: &mut Vec<GroupStats>) -> Result<(), 
     Ok(())
 }
 
-/// One flow entry's counters, with its match (and actions, if asked for) as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a piece of text sits in a [`FlowTable`]'s text pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TextSpan {
+    pub start: u32,
+    pub len: u32,
+}
+
+/// One flow entry's counters. Its match and actions text live in the [`FlowTable`]: 100k flows
+/// are two allocations, not 200k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowStats {
     pub table_id: u8,
     pub priority: u16,
@@ -565,17 +573,134 @@ pub struct FlowStats {
     pub bytes: u64,
     pub duration_sec: u32,
     pub duration_nsec: u32,
-    /// The match as `ovs-ofctl dump-flows` writes it, without `priority=`.
-    pub match_text: Box<str>,
-    /// The instructions as `ovs-ofctl -O OpenFlow13 dump-flows` writes them, if requested.
-    pub actions: Option<Box<str>>,
+    pub match_span: TextSpan,
+    pub actions_span: Option<TextSpan>,
 }
 
-/// Decodes flow-stats bodies, reusing its buffers from entry to entry.
+/// A bridge's flows: counters plus one pool holding every match and action text.
+#[derive(Debug, Clone, Default)]
+pub struct FlowTable {
+    entries: Vec<FlowStats>,
+    text: String,
+}
+
+/// A flow with its text.
+#[derive(Debug, Clone, Copy)]
+pub struct Flow<'a> {
+    pub stats: &'a FlowStats,
+    /// The match as `ovs-ofctl dump-flows` writes it, without `priority=`.
+    pub match_text: &'a str,
+    /// The instructions as `ovs-ofctl -O OpenFlow13 dump-flows` writes them, if decoded.
+    pub actions: Option<&'a str>,
+}
+
+impl std::ops::Deref for Flow<'_> {
+    type Target = FlowStats;
+    fn deref(&self) -> &FlowStats {
+        self.stats
+    }
+}
+
+impl FlowTable {
+    pub fn with_capacity(flows: usize) -> Self {
+        FlowTable {
+            entries: Vec::with_capacity(flows),
+            text: String::with_capacity(flows * 48),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn span(&self, span: TextSpan) -> &str {
+        let start = span.start as usize;
+        self.text
+            .get(start..start + span.len as usize)
+            .unwrap_or("")
+    }
+
+    pub fn get(&self, i: usize) -> Option<Flow<'_>> {
+        self.entries.get(i).map(|stats| Flow {
+            stats,
+            match_text: self.span(stats.match_span),
+            actions: stats.actions_span.map(|a| self.span(a)),
+        })
+    }
+
+    pub fn iter(&self) -> FlowIter<'_> {
+        FlowIter {
+            table: self,
+            inner: self.entries.iter(),
+        }
+    }
+
+    /// Adds a flow, copying its text into the pool (for tests and for filtering).
+    pub fn push(&mut self, mut stats: FlowStats, match_text: &str, actions: Option<&str>) {
+        stats.match_span = self.push_text(match_text);
+        stats.actions_span = actions.map(|a| self.push_text(a));
+        self.entries.push(stats);
+    }
+
+    fn push_text(&mut self, t: &str) -> TextSpan {
+        let start = self.text.len() as u32;
+        self.text.push_str(t);
+        TextSpan {
+            start,
+            len: t.len() as u32,
+        }
+    }
+
+    /// The flows whose `keep` flag is set, in order.
+    pub fn filtered(&self, keep: &[bool]) -> FlowTable {
+        let n = keep.iter().filter(|&&k| k).count();
+        let mut out = FlowTable::with_capacity(n);
+        for (f, _) in self.iter().zip(keep).filter(|(_, k)| **k) {
+            out.push(*f.stats, f.match_text, f.actions);
+        }
+        out
+    }
+}
+
+/// Iterates a [`FlowTable`]'s flows with their text.
+pub struct FlowIter<'a> {
+    table: &'a FlowTable,
+    inner: std::slice::Iter<'a, FlowStats>,
+}
+
+impl<'a> Iterator for FlowIter<'a> {
+    type Item = Flow<'a>;
+    fn next(&mut self) -> Option<Flow<'a>> {
+        let stats = self.inner.next()?;
+        Some(Flow {
+            stats,
+            match_text: self.table.span(stats.match_span),
+            actions: stats.actions_span.map(|a| self.table.span(a)),
+        })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl ExactSizeIterator for FlowIter<'_> {}
+
+impl<'a> IntoIterator for &'a FlowTable {
+    type Item = Flow<'a>;
+    type IntoIter = FlowIter<'a>;
+    fn into_iter(self) -> FlowIter<'a> {
+        self.iter()
+    }
+}
+
+/// Decodes flow-stats bodies into a [`FlowTable`], reusing its buffers from entry to entry.
 #[derive(Default)]
 pub struct FlowDecoder {
     fields: oxm::MatchFields,
-    text: String,
     with_actions: bool,
 }
 
@@ -583,13 +708,13 @@ impl FlowDecoder {
     pub fn new(with_actions: bool) -> Self {
         FlowDecoder {
             with_actions,
-            text: String::with_capacity(256),
             ..FlowDecoder::default()
         }
     }
 
-    /// Decodes every `ofp_flow_stats` in one multipart reply body.
-    pub fn decode(&mut self, body: &[u8], out: &mut Vec<FlowStats>) -> Result<(), DecodeError> {
+    /// Decodes every `ofp_flow_stats` in one multipart reply body. On error, the entries
+    /// decoded before it stay in `out`.
+    pub fn decode(&mut self, body: &[u8], out: &mut FlowTable) -> Result<(), DecodeError> {
         const FIXED: usize = 48;
         let mut r = Reader::new(body);
         while !r.is_empty() {
@@ -632,24 +757,31 @@ impl FlowDecoder {
             let mut oxms = e.sub(match_len - 4, "match fields")?;
             let padded = match_len.div_ceil(8) * 8;
             e.skip(padded - match_len, "match padding")?;
-
             self.fields.clear();
             oxm::decode_oxms_reader(&mut oxms, &mut self.fields)?;
-            self.text.clear();
-            format::format_match(&self.fields, &mut self.text);
-            let match_text: Box<str> = self.text.as_str().into();
 
-            let actions = if self.with_actions {
-                self.text.clear();
-                actions::format_instructions(
-                    e.bytes(e.remaining(), "instructions")?,
-                    &mut self.text,
-                )?;
-                Some(self.text.as_str().into())
+            // Write straight into the pool; roll back if the actions turn out malformed.
+            let mark = out.text.len();
+            format::format_match(&self.fields, &mut out.text);
+            let match_span = TextSpan {
+                start: mark as u32,
+                len: (out.text.len() - mark) as u32,
+            };
+            let actions_span = if self.with_actions {
+                let start = out.text.len();
+                let instructions = e.bytes(e.remaining(), "instructions")?;
+                if let Err(err) = actions::format_instructions(instructions, &mut out.text) {
+                    out.text.truncate(mark);
+                    return Err(err);
+                }
+                Some(TextSpan {
+                    start: start as u32,
+                    len: (out.text.len() - start) as u32,
+                })
             } else {
                 None
             };
-            out.push(FlowStats {
+            out.entries.push(FlowStats {
                 table_id,
                 priority,
                 idle_timeout,
@@ -660,8 +792,8 @@ impl FlowDecoder {
                 bytes,
                 duration_sec,
                 duration_nsec,
-                match_text,
-                actions,
+                match_span,
+                actions_span,
             });
         }
         Ok(())

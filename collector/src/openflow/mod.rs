@@ -20,7 +20,7 @@ pub mod oxm;
 mod wire;
 
 pub use client::{Client, ClientError, Endpoint};
-pub use message::FlowDecoder;
+pub use message::{Flow, FlowDecoder, FlowTable};
 pub use message::{FlowStats, GroupDesc, GroupStats, GroupType, PortDesc, PortStats, TableStats};
 
 /// OpenFlow 1.3 wire version.

@@ -121,7 +121,7 @@ fields! {
     TcpFlags = "tcp_flags", 16;
 }
 
-const REGS: [Field; 16] = [
+pub(crate) const REGS: [Field; 16] = [
     Field::Reg0,
     Field::Reg1,
     Field::Reg2,
@@ -561,6 +561,23 @@ impl MatchFields {
     #[inline]
     pub fn mask(&self, field: Field) -> u128 {
         self.get(field).map_or(0, |(_, m)| m)
+    }
+
+    /// True if any of `fields` is set (cheap: one mask test), to skip groups of absent fields.
+    #[inline]
+    pub fn any_of(&self, fields: u128) -> bool {
+        self.set & fields != 0
+    }
+
+    /// The bit set of `fields`, for [`MatchFields::any_of`].
+    pub const fn bits_of(fields: &[Field]) -> u128 {
+        let mut bits = 0u128;
+        let mut i = 0;
+        while i < fields.len() {
+            bits |= 1u128 << (fields[i] as u8);
+            i += 1;
+        }
+        bits
     }
 
     /// True if nothing is matched at all.

@@ -151,16 +151,32 @@ fn encode_flows(s: &Snapshot, flow_actions: bool, w: &mut Writer) {
     // Each flow's labels are rendered once and written into all three families.
     let arenas: Vec<(&str, &BridgeData, LabelArena)> = ok_bridges(s)
         .map(|(bridge, d)| {
-            let mut arena = LabelArena::with_capacity(d.flows.len(), d.flows.len() * 96);
-            for f in &d.flows {
+            // Sized exactly up front: growing a 10 MB buffer by doubling would copy it and
+            // hold both copies at once.
+            let fixed =
+                r#"bridge="",table="255",priority="65535",cookie="0xffffffffffffffff",match="""#
+                    .len()
+                    + bridge.len()
+                    + if flow_actions {
+                        r#","actions="""#.len()
+                    } else {
+                        0
+                    };
+            let text: usize = d
+                .flows
+                .iter()
+                .map(|f| f.match_text.len() + f.actions.map_or(0, str::len))
+                .sum();
+            let mut arena = LabelArena::with_capacity(d.flows.len(), fixed * d.flows.len() + text);
+            for f in d.flows.iter() {
                 arena
                     .label("bridge", bridge)
                     .label_u64("table", u64::from(f.table_id))
                     .label_u64("priority", u64::from(f.priority))
                     .label_hex("cookie", f.cookie)
-                    .label("match", &f.match_text);
+                    .label("match", f.match_text);
                 if flow_actions {
-                    arena.label("actions", f.actions.as_deref().unwrap_or(""));
+                    arena.label("actions", f.actions.unwrap_or(""));
                 }
                 arena.finish();
             }

@@ -2,7 +2,7 @@
 
 use super::{BridgeData, BridgeResult, Config, FoldedFlows, Group, OpenFlowError, Port, Snapshot};
 use crate::openflow::message::{self, FlowDecoder, MultipartType};
-use crate::openflow::{Client, ClientError, Endpoint, FlowStats, port};
+use crate::openflow::{Client, ClientError, Endpoint, FlowTable, port};
 use crate::registry::{OpenFlowSlice, ScrapeRequest};
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,10 +38,10 @@ pub async fn local_bridges(rundir: &Path) -> Result<Vec<(String, Endpoint)>, Ope
         };
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(bridge) = name.strip_suffix(".mgmt") {
-            if !bridge.is_empty() {
-                out.push((bridge.to_owned(), Endpoint::Unix(entry.path())));
-            }
+        if let Some(bridge) = name.strip_suffix(".mgmt")
+            && !bridge.is_empty()
+        {
+            out.push((bridge.to_owned(), Endpoint::Unix(entry.path())));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -79,8 +79,9 @@ pub async fn fetch(cfg: &Config, req: &ScrapeRequest) -> Result<Snapshot, OpenFl
     Ok(Snapshot { bridges })
 }
 
-/// Reads one bridge. For a remote target the port description is always read, to learn the
-/// bridge's name from its LOCAL port.
+/// Reads one bridge: every request of the slice sent at once, replies decoded as they arrive.
+/// For a remote target the port description is always read, to learn the bridge's name from its
+/// LOCAL port.
 pub async fn fetch_bridge(
     endpoint: &Endpoint,
     slice: OpenFlowSlice,
@@ -89,34 +90,62 @@ pub async fn fetch_bridge(
     deadline: Instant,
 ) -> Result<BridgeData, ClientError> {
     let mut client = Client::connect(endpoint, deadline).await?;
-    let mut data = BridgeData::default();
-
+    let mut kinds = Vec::with_capacity(6);
     if slice.ports || remote {
-        let mut descs = Vec::new();
-        client
-            .multipart(MultipartType::PortDesc, &mut |b| {
-                message::decode_port_descs(b, &mut descs)
-            })
-            .await?;
-        data.local_name = descs
-            .iter()
-            .find(|d| d.port_no == port::LOCAL)
-            .map(|d| d.name.clone());
-        data.port_descs = descs;
+        kinds.push(MultipartType::PortDesc);
     }
     if slice.ports {
-        let mut stats = Vec::new();
-        client
-            .multipart(MultipartType::PortStats, &mut |b| {
-                message::decode_port_stats(b, &mut stats)
-            })
-            .await?;
-        let names: HashMap<u16, &str> = data
-            .port_descs
+        kinds.push(MultipartType::PortStats);
+    }
+    // Table stats before flows: their flow counts size the flow table.
+    if slice.tables || slice.flows {
+        kinds.push(MultipartType::Table);
+    }
+    if slice.groups {
+        kinds.push(MultipartType::GroupDesc);
+        kinds.push(MultipartType::Group);
+    }
+    if slice.flows {
+        kinds.push(MultipartType::Flow);
+    }
+
+    let mut port_descs = Vec::new();
+    let mut port_stats = Vec::new();
+    let mut tables = Vec::new();
+    let mut group_descs = Vec::new();
+    let mut group_stats = Vec::new();
+    let mut flows = FlowTable::default();
+    let mut decoder = FlowDecoder::new(cfg.flow_actions);
+    client
+        .multipart_pipelined(&kinds, &mut |kind, body| match kind {
+            MultipartType::PortDesc => message::decode_port_descs(body, &mut port_descs),
+            MultipartType::PortStats => message::decode_port_stats(body, &mut port_stats),
+            MultipartType::Table => message::decode_table_stats(body, &mut tables),
+            MultipartType::GroupDesc => message::decode_group_descs(body, &mut group_descs),
+            MultipartType::Group => message::decode_group_stats(body, &mut group_stats),
+            MultipartType::Flow => {
+                if flows.is_empty() {
+                    let expected: usize = tables.iter().map(|t| t.active_count as usize).sum();
+                    flows = FlowTable::with_capacity(expected);
+                }
+                decoder.decode(body, &mut flows)
+            }
+        })
+        .await?;
+
+    let mut data = BridgeData {
+        local_name: port_descs
+            .iter()
+            .find(|d| d.port_no == port::LOCAL)
+            .map(|d| d.name.clone()),
+        ..BridgeData::default()
+    };
+    if slice.ports {
+        let names: HashMap<u16, &str> = port_descs
             .iter()
             .map(|d| (d.port_no, d.name.as_str()))
             .collect();
-        let mut ports: Vec<Port> = stats
+        let mut ports: Vec<Port> = port_stats
             .into_iter()
             .map(|s| Port {
                 name: names
@@ -129,31 +158,14 @@ pub async fn fetch_bridge(
         data.ports = ports;
         data.read_ports = true;
     }
+    data.port_descs = port_descs;
     if slice.tables {
-        let mut tables = Vec::new();
-        client
-            .multipart(MultipartType::Table, &mut |b| {
-                message::decode_table_stats(b, &mut tables)
-            })
-            .await?;
         data.tables = tables;
         data.read_tables = true;
     }
     if slice.groups {
-        let mut descs = Vec::new();
-        client
-            .multipart(MultipartType::GroupDesc, &mut |b| {
-                message::decode_group_descs(b, &mut descs)
-            })
-            .await?;
-        let mut stats = Vec::new();
-        client
-            .multipart(MultipartType::Group, &mut |b| {
-                message::decode_group_stats(b, &mut stats)
-            })
-            .await?;
-        let mut by_id: HashMap<u32, _> = descs.into_iter().map(|d| (d.group_id, d)).collect();
-        let mut groups: Vec<Group> = stats
+        let mut by_id: HashMap<u32, _> = group_descs.into_iter().map(|d| (d.group_id, d)).collect();
+        let mut groups: Vec<Group> = group_stats
             .into_iter()
             .map(|s| Group {
                 desc: by_id.remove(&s.group_id),
@@ -165,11 +177,6 @@ pub async fn fetch_bridge(
         data.read_groups = true;
     }
     if slice.flows {
-        let mut decoder = FlowDecoder::new(cfg.flow_actions);
-        let mut flows = Vec::new();
-        client
-            .multipart(MultipartType::Flow, &mut |b| decoder.decode(b, &mut flows))
-            .await?;
         let (kept, folded, folded_count) = fold(flows, cfg.max_flow_series);
         data.flows = kept;
         data.folded = folded;
@@ -184,44 +191,41 @@ pub async fn fetch_bridge(
 ///
 /// The kept flows stay in the switch's order. Which flows are folded can change between
 /// scrapes as traffic moves; a folded series can then go down, which `rate()` reads as a reset.
-pub fn fold(flows: Vec<FlowStats>, max: usize) -> (Vec<FlowStats>, Vec<FoldedFlows>, u64) {
+pub fn fold(flows: FlowTable, max: usize) -> (FlowTable, Vec<FoldedFlows>, u64) {
     if max == 0 || flows.len() <= max {
         return (flows, Vec::new(), 0);
     }
-    let mut order: Vec<usize> = (0..flows.len()).collect();
+    let all: Vec<_> = flows.iter().collect();
+    let mut order: Vec<usize> = (0..all.len()).collect();
     order.sort_unstable_by(|&a, &b| {
-        let (fa, fb) = (&flows[a], &flows[b]);
+        let (fa, fb) = (&all[a], &all[b]);
         fb.bytes
             .cmp(&fa.bytes)
             .then(fb.packets.cmp(&fa.packets))
             .then(fa.table_id.cmp(&fb.table_id))
             .then(fb.priority.cmp(&fa.priority))
-            .then(fa.match_text.cmp(&fb.match_text))
+            .then(fa.match_text.cmp(fb.match_text))
     });
-    let mut keep = vec![false; flows.len()];
+    let mut keep = vec![false; all.len()];
     for &i in &order[..max] {
         keep[i] = true;
     }
-    let mut kept = Vec::with_capacity(max);
     let mut folded: HashMap<(u8, u64), FoldedFlows> = HashMap::new();
     let mut folded_count = 0u64;
-    for (i, f) in flows.into_iter().enumerate() {
-        if keep[i] {
-            kept.push(f);
-        } else {
-            folded_count += 1;
-            let e = folded
-                .entry((f.table_id, f.cookie))
-                .or_insert_with(|| FoldedFlows {
-                    table_id: f.table_id,
-                    cookie: f.cookie,
-                    ..FoldedFlows::default()
-                });
-            e.flows += 1;
-            e.packets = e.packets.wrapping_add(f.packets);
-            e.bytes = e.bytes.wrapping_add(f.bytes);
-        }
+    for (f, _) in all.iter().zip(&keep).filter(|(_, k)| !**k) {
+        folded_count += 1;
+        let e = folded
+            .entry((f.table_id, f.cookie))
+            .or_insert_with(|| FoldedFlows {
+                table_id: f.table_id,
+                cookie: f.cookie,
+                ..FoldedFlows::default()
+            });
+        e.flows += 1;
+        e.packets = e.packets.wrapping_add(f.packets);
+        e.bytes = e.bytes.wrapping_add(f.bytes);
     }
+    let kept = flows.filtered(&keep);
     let mut folded: Vec<FoldedFlows> = folded.into_values().collect();
     folded.sort_by_key(|f| (f.table_id, f.cookie));
     (kept, folded, folded_count)
@@ -231,8 +235,16 @@ pub fn fold(flows: Vec<FlowStats>, max: usize) -> (Vec<FlowStats>, Vec<FoldedFlo
 mod tests {
     use super::*;
 
-    fn flow(table: u8, cookie: u64, bytes: u64, m: &str) -> FlowStats {
-        FlowStats {
+    fn table(list: &[(u8, u64, u64, &str)]) -> FlowTable {
+        let mut t = FlowTable::default();
+        for &(table, cookie, bytes, m) in list {
+            t.push(flow(table, cookie, bytes), m, None);
+        }
+        t
+    }
+
+    fn flow(table: u8, cookie: u64, bytes: u64) -> crate::openflow::FlowStats {
+        crate::openflow::FlowStats {
             table_id: table,
             priority: 100,
             idle_timeout: 0,
@@ -243,23 +255,23 @@ mod tests {
             bytes,
             duration_sec: 1,
             duration_nsec: 0,
-            match_text: m.into(),
-            actions: None,
+            match_span: Default::default(),
+            actions_span: None,
         }
     }
 
     #[test]
     fn folds_the_quietest_flows_per_table_and_cookie() {
-        let flows = vec![
-            flow(0, 1, 500, "a"),
-            flow(0, 1, 100, "b"),
-            flow(0, 1, 0, "c"),
-            flow(1, 2, 900, "d"),
-            flow(1, 2, 50, "e"),
-            flow(1, 3, 0, "f"),
-        ];
+        let flows = table(&[
+            (0, 1, 500, "a"),
+            (0, 1, 100, "b"),
+            (0, 1, 0, "c"),
+            (1, 2, 900, "d"),
+            (1, 2, 50, "e"),
+            (1, 3, 0, "f"),
+        ]);
         let (kept, folded, n) = fold(flows.clone(), 2);
-        let names: Vec<&str> = kept.iter().map(|f| &*f.match_text).collect();
+        let names: Vec<&str> = kept.iter().map(|f| f.match_text).collect();
         assert_eq!(names, ["a", "d"]);
         assert_eq!(n, 4);
         assert_eq!(

@@ -7,7 +7,7 @@ pub mod fetch;
 pub mod target;
 
 use crate::openflow::message::{GroupDesc, GroupStats, PortDesc, PortStats, TableStats};
-use crate::openflow::{ClientError, Endpoint, FlowStats};
+use crate::openflow::{ClientError, Endpoint, FlowTable};
 use crate::registry::{ScrapeRequest, Source, SourceError, Status};
 use std::path::PathBuf;
 
@@ -82,7 +82,7 @@ pub struct BridgeData {
     pub local_name: Option<String>,
     pub ports: Vec<Port>,
     pub port_descs: Vec<PortDesc>,
-    pub flows: Vec<FlowStats>,
+    pub flows: FlowTable,
     pub folded: Vec<FoldedFlows>,
     pub folded_count: u64,
     pub tables: Vec<TableStats>,

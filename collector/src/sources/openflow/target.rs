@@ -265,7 +265,7 @@ pub async fn authorize(
             host: Host::Name(name),
             port,
         } => {
-            let name_allowed = allow.names.iter().any(|n| *n == name);
+            let name_allowed = allow.names.contains(&name);
             if !name_allowed && allow.nets.is_empty() {
                 return Err(TargetError::NotAllowed(raw));
             }
