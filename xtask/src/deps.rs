@@ -9,7 +9,7 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip"),
     ("iputils-ping", "ping"),
     ("prometheus", "promtool"),
-    ("python3-pip", "pip3"),
+    ("procps", "pgrep"),
 ];
 
 pub const BENCH_PACKAGES: &[(&str, &str)] = &[("hyperfine", "hyperfine"), ("time", "time")];
