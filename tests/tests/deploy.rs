@@ -115,11 +115,17 @@ fn manifests_agree_with_the_daemon_flags() -> Result<()> {
         .iter()
         .find(|m| m["name"] == "ovs-run")
         .context("ovs-run mount")?;
-    assert_eq!(mount["mountPath"], serve.ovs_rundir.to_string_lossy().as_ref());
+    assert_eq!(
+        mount["mountPath"],
+        serve.ovs_rundir.to_string_lossy().as_ref()
+    );
     assert_eq!(mount["readOnly"], true);
     let sc = &c["securityContext"];
     assert_eq!(sc["capabilities"]["drop"][0], "ALL");
-    assert!(sc["capabilities"]["add"].is_null(), "the OpenFlow collector needs no capability");
+    assert!(
+        sc["capabilities"]["add"].is_null(),
+        "the OpenFlow collector needs no capability"
+    );
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["allowPrivilegeEscalation"], false);
 
@@ -133,7 +139,10 @@ fn manifests_agree_with_the_daemon_flags() -> Result<()> {
     let sd = yaml_docs(&deploy().join("prometheus/prometheus-kubernetes-sd.yml"))?;
     let job = &sd[0]["scrape_configs"][0];
     assert_eq!(job["kubernetes_sd_configs"][0]["role"], "endpoints");
-    assert_eq!(job["relabel_configs"][0]["regex"], "dataplane-collector;metrics");
+    assert_eq!(
+        job["relabel_configs"][0]["regex"],
+        "dataplane-collector;metrics"
+    );
     assert_eq!(job["relabel_configs"][0]["action"], "keep");
     Ok(())
 }
