@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve metrics over HTTP (the default).
     Serve(ServeArgs),
+    /// Parse, filter, group and draw OpenFlow flow tables.
+    Flows(crate::flows::FlowsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,6 +95,15 @@ pub struct ServeArgs {
         default_value_t = 10_000
     )]
     pub ovs_max_flow_series: usize,
+
+    /// Network namespace to read IPVS in, as a path like /var/run/docker/netns/ingress_sbox
+    /// (repeatable). Without it, the daemon's own namespace.
+    #[arg(long = "ipvs.netns", value_name = "PATH")]
+    pub ipvs_netns: Vec<PathBuf>,
+
+    /// Serve the read-only JSON flow API at /api/v1/flows (for `flows --node`).
+    #[arg(long = "web.enable-flow-api")]
+    pub enable_flow_api: bool,
 
     #[command(flatten)]
     pub collectors: CollectorFlags,
@@ -203,11 +214,24 @@ impl Args for CollectorFlags {
 }
 
 impl Cli {
-    /// The serve arguments, whether given at the top level or after `serve`.
-    pub fn serve_args(self) -> ServeArgs {
+    /// The serve arguments, whether given at the top level or after `serve`; `None` for
+    /// another subcommand.
+    pub fn into_serve_args(self) -> Option<ServeArgs> {
         match self.command {
-            Some(Command::Serve(a)) => a,
-            None => self.serve,
+            Some(Command::Serve(a)) => Some(a),
+            None => Some(self.serve),
+            Some(_) => None,
+        }
+    }
+
+    /// The serve arguments (for callers that only ever serve, like tests).
+    ///
+    /// # Panics
+    /// If another subcommand was given.
+    pub fn serve_args(self) -> ServeArgs {
+        match self.into_serve_args() {
+            Some(a) => a,
+            None => panic!("not the serve subcommand"),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod exposition;
+pub mod flows;
 pub mod openflow;
 pub mod registry;
 pub mod server;
@@ -21,7 +22,7 @@ pub fn init_logging(format: cli::LogFormat, level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        cli::LogFormat::Json => builder.json().flatten_event(true).init(),
+        cli::LogFormat::Json => builder.json().flatten_event(true).with_target(false).init(),
         cli::LogFormat::Text => builder.with_target(false).init(),
     }
 }
@@ -35,6 +36,13 @@ pub fn build_registry(args: &cli::ServeArgs) -> registry::Registry {
                 rundir: args.ovs_rundir.clone(),
                 flow_actions: args.ovs_flow_actions,
                 max_flow_series: args.ovs_max_flow_series,
+            },
+        )));
+    }
+    if args.collectors.enabled("ipvs") {
+        reg.add(Arc::new(sources::ipvs::IpvsSource::new(
+            sources::ipvs::Config {
+                netns: args.ipvs_netns.clone(),
             },
         )));
     }
@@ -67,6 +75,7 @@ pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartEr
         target_port: args.ovs_target_port,
         ovs_rundir: args.ovs_rundir.clone(),
         permits: Arc::new(tokio::sync::Semaphore::new(args.max_requests.max(1))),
+        flow_api: args.enable_flow_api,
     }))
 }
 

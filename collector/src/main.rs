@@ -1,9 +1,16 @@
 use clap::Parser;
-use dataplane_collector::cli::Cli;
+use dataplane_collector::cli::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     tune_malloc();
-    let args = Cli::parse().serve_args();
+    let cli = Cli::parse();
+    if let Some(Command::Flows(flows)) = cli.command {
+        dataplane_collector::flows::run(flows)?;
+        return Ok(());
+    }
+    let Some(args) = cli.into_serve_args() else {
+        anyhow::bail!("unknown subcommand");
+    };
     dataplane_collector::init_logging(args.log_format, &args.log_level);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

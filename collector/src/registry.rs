@@ -201,11 +201,18 @@ pub struct SourceInfo {
 }
 
 /// Every source this build knows, in the order they are encoded.
-pub const SOURCES: &[SourceInfo] = &[SourceInfo {
-    name: "openflow",
-    help: "Open vSwitch OpenFlow port, flow, table and group statistics (native OpenFlow 1.3)",
-    default_enabled: true,
-}];
+pub const SOURCES: &[SourceInfo] = &[
+    SourceInfo {
+        name: "openflow",
+        help: "Open vSwitch OpenFlow port, flow, table and group statistics (native OpenFlow 1.3)",
+        default_enabled: true,
+    },
+    SourceInfo {
+        name: "ipvs",
+        help: "IPVS virtual services and real servers (generic netlink)",
+        default_enabled: true,
+    },
+];
 
 /// The enabled sources.
 #[derive(Default)]

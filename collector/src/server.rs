@@ -27,6 +27,8 @@ pub struct AppState {
     pub target_port: u16,
     pub ovs_rundir: PathBuf,
     pub permits: Arc<Semaphore>,
+    /// `--web.enable-flow-api`.
+    pub flow_api: bool,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -37,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/flows", get(flows))
         .route("/groups", get(groups))
         .route("/healthz", get(healthz))
+        .route("/api/v1/flows", get(flow_api))
         .with_state(state)
         .layer(
             tower_http::compression::CompressionLayer::new()
@@ -56,6 +59,18 @@ async fn index() -> impl IntoResponse {
             "<li><a href=\"healthz\">/healthz</a></li></ul></body></html>\n"
         ),
     )
+}
+
+async fn flow_api(State(app): State<Arc<AppState>>, Query(q): Params, h: HeaderMap) -> Response {
+    if !app.flow_api {
+        return (
+            StatusCode::NOT_FOUND,
+            "the flow API is off (--web.enable-flow-api)\n",
+        )
+            .into_response();
+    }
+    let deadline = deadline(&app, &h);
+    crate::flows::api::handle(&app, &q, deadline).await
 }
 
 async fn healthz() -> impl IntoResponse {

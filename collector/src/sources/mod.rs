@@ -1,3 +1,4 @@
 //! Data sources. Each has the same shape: `fetch` (I/O) → typed snapshot → `encode`.
 
+pub mod ipvs;
 pub mod openflow;
