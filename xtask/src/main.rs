@@ -2,8 +2,10 @@
 //! `cargo xtask bench` measures and writes BENCHMARKS.md.
 
 mod bench;
+mod bench_flows;
 mod demo;
 mod deps;
+mod lab;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -43,7 +45,12 @@ enum Cmd {
         flows: Vec<usize>,
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
+        /// Only one group: openflow, flows, lab.
+        #[arg(long)]
+        only: Option<String>,
     },
+    /// Boots Debian's kernel under QEMU and runs lab scenarios (all if none named).
+    Lab { scenarios: Vec<String> },
 }
 
 fn main() -> Result<()> {
@@ -58,7 +65,21 @@ fn main() -> Result<()> {
             duration: duration.map(Duration::from_secs),
         }),
         Cmd::Test { no_root } => test(no_root),
-        Cmd::Bench { flows, out } => bench::run(&flows, &workspace_root().join(out)),
+        Cmd::Bench { flows, out, only } => {
+            let out = workspace_root().join(out);
+            let want = |g: &str| only.as_deref().is_none_or(|o| o == g);
+            if want("openflow") {
+                bench::run(&flows, &out)?;
+            }
+            if want("flows") {
+                bench_flows::run(&out)?;
+            }
+            if want("lab") {
+                lab::bench(&out)?;
+            }
+            Ok(())
+        }
+        Cmd::Lab { scenarios } => lab::run(&scenarios),
     }
 }
 
@@ -118,5 +139,7 @@ fn test(no_root: bool) -> Result<()> {
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .env("DPC_REQUIRE_ROOT_TESTS", "1"))?;
+    // The kernel lab: what the host kernel cannot do.
+    lab::run(&[])?;
     Ok(())
 }
