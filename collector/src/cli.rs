@@ -25,6 +25,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing would only obscure the clap derive"
+)]
 pub enum Command {
     /// Serve metrics over HTTP (the default).
     Serve(ServeArgs),
@@ -68,6 +72,16 @@ pub struct ServeArgs {
         default_value = "/var/run/openvswitch"
     )]
     pub ovs_rundir: PathBuf,
+
+    /// ovsdb-server to monitor: unix:PATH or tcp:HOST:PORT [default: unix:<--ovs.rundir>/db.sock].
+    #[arg(long = "ovs.db", value_name = "ENDPOINT")]
+    pub ovs_db: Option<String>,
+
+    /// Map an Interface (or Port) external_ids key to a label, for CNIs without a built-in
+    /// convention: KEY=pod and KEY=namespace name the pod; other labels go on
+    /// ovs_interface_info (repeatable).
+    #[arg(long = "ovs.external-id-label", value_name = "KEY=LABEL")]
+    pub ovs_external_id_labels: Vec<String>,
 
     /// Port for a bare ?target=HOST (the seed exporter's 16633).
     #[arg(long = "ovs.target-port", value_name = "PORT", default_value_t = crate::sources::openflow::DEFAULT_TARGET_PORT)]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod exposition;
 pub mod flows;
 pub mod openflow;
+pub mod ovsdb;
 pub mod registry;
 pub mod server;
 pub mod sources;
@@ -27,16 +28,41 @@ pub fn init_logging(format: cli::LogFormat, level: &str) {
     }
 }
 
-/// Builds the registry of enabled sources from the flags.
-pub fn build_registry(args: &cli::ServeArgs) -> registry::Registry {
+/// Builds the registry of enabled sources from the flags. Starts the OVSDB monitor (on the
+/// current tokio runtime) when a source needs it.
+pub fn build_registry(args: &cli::ServeArgs) -> Result<registry::Registry, StartError> {
     let mut reg = registry::Registry::new();
+    let attributor = Arc::new(
+        sources::ovsdb::attribution::Attributor::new(&args.ovs_external_id_labels)
+            .map_err(StartError::Config)?,
+    );
+    let wants_ovsdb = args.collectors.enabled("ovsdb") || args.collectors.enabled("openflow");
+    let ovsdb = if wants_ovsdb {
+        let endpoint = match &args.ovs_db {
+            Some(s) => ovsdb::DbEndpoint::parse(s).map_err(StartError::Config)?,
+            None => ovsdb::DbEndpoint::Unix(args.ovs_rundir.join("db.sock")),
+        };
+        Some(ovsdb::Handle::spawn(endpoint))
+    } else {
+        None
+    };
     if args.collectors.enabled("openflow") {
         reg.add(Arc::new(sources::openflow::OpenFlowSource::new(
             sources::openflow::Config {
                 rundir: args.ovs_rundir.clone(),
                 flow_actions: args.ovs_flow_actions,
                 max_flow_series: args.ovs_max_flow_series,
+                ovsdb: ovsdb.clone(),
+                attributor: attributor.clone(),
             },
+        )));
+    }
+    if args.collectors.enabled("ovsdb")
+        && let Some(handle) = &ovsdb
+    {
+        reg.add(Arc::new(sources::ovsdb::OvsdbSource::new(
+            handle.clone(),
+            attributor.clone(),
         )));
     }
     if args.collectors.enabled("ipvs") {
@@ -46,7 +72,7 @@ pub fn build_registry(args: &cli::ServeArgs) -> registry::Registry {
             },
         )));
     }
-    reg
+    Ok(reg)
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -69,7 +95,7 @@ pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartEr
     let allowed = sources::openflow::target::AllowList::parse(&args.ovs_allowed_targets)
         .map_err(StartError::Config)?;
     Ok(Arc::new(server::AppState {
-        registry: build_registry(args),
+        registry: build_registry(args)?,
         scrape_timeout: args.scrape_timeout,
         allowed_targets: allowed,
         target_port: args.ovs_target_port,

@@ -208,6 +208,11 @@ pub const SOURCES: &[SourceInfo] = &[
         default_enabled: true,
     },
     SourceInfo {
+        name: "ovsdb",
+        help: "Open vSwitch interface statistics and state, and the pod each interface belongs to (OVSDB monitor)",
+        default_enabled: true,
+    },
+    SourceInfo {
         name: "ipvs",
         help: "IPVS virtual services and real servers (generic netlink)",
         default_enabled: true,

@@ -2,3 +2,4 @@
 
 pub mod ipvs;
 pub mod openflow;
+pub mod ovsdb;

@@ -111,11 +111,17 @@ fn encode_ports(s: &Snapshot, w: &mut Writer) {
                 if v == UNSUPPORTED {
                     continue;
                 }
-                w.sample(name)
+                let mut smp = w
+                    .sample(name)
                     .label("bridge", bridge)
                     .label("port", &p.name)
-                    .label_u64("ofport", u64::from(p.stats.port_no))
-                    .value_u64(v);
+                    .label_u64("ofport", u64::from(p.stats.port_no));
+                if let Some(pod) = d.pods.get(&p.name) {
+                    smp = smp
+                        .label("pod", &pod.pod)
+                        .label("namespace", &pod.namespace);
+                }
+                smp.value_u64(v);
             }
         }
     }

@@ -4,6 +4,7 @@ use super::{BridgeData, BridgeResult, Config, FoldedFlows, Group, OpenFlowError,
 use crate::openflow::message::{self, FlowDecoder, MultipartType};
 use crate::openflow::{Client, ClientError, Endpoint, FlowTable, port};
 use crate::registry::{OpenFlowSlice, ScrapeRequest};
+use crate::sources::ovsdb::attribution::PodRef;
 use std::collections::HashMap;
 use std::path::Path;
 use tokio::time::Instant;
@@ -48,10 +49,39 @@ pub async fn local_bridges(rundir: &Path) -> Result<Vec<(String, Endpoint)>, Ope
     Ok(out)
 }
 
+/// Pods behind each bridge's ports, by (bridge, interface name).
+type Pods = HashMap<(String, String), PodRef>;
+
 pub async fn fetch(cfg: &Config, req: &ScrapeRequest) -> Result<Snapshot, OpenFlowError> {
-    let targets = match &req.target {
-        Some(t) => vec![(t.raw.clone(), t.endpoint.clone())],
-        None => {
+    // OVSDB, when it answers, names the bridges and the pods behind their ports.
+    let db = match (&req.target, &cfg.ovsdb) {
+        (None, Some(handle)) => handle.synced(req.deadline).await.ok(),
+        _ => None,
+    };
+    let mut pods: Pods = HashMap::new();
+    if let Some(state) = &db {
+        for v in state.replica.interfaces() {
+            if let Some(pod) = cfg
+                .attributor
+                .attribute(&v.iface.external_ids, v.port_external_ids)
+                .pod
+            {
+                pods.insert((v.bridge.to_owned(), v.iface.name.clone()), pod);
+            }
+        }
+    }
+    let targets = match (&req.target, &db) {
+        (Some(t), _) => vec![(t.raw.clone(), t.endpoint.clone())],
+        (None, Some(state)) if !state.replica.bridges.is_empty() => state
+            .replica
+            .bridge_names()
+            .into_iter()
+            .map(|b| {
+                let sock = cfg.rundir.join(format!("{b}.mgmt"));
+                (b, Endpoint::Unix(sock))
+            })
+            .collect(),
+        (None, _) => {
             let bridges = local_bridges(&cfg.rundir).await?;
             if bridges.is_empty() {
                 return Err(OpenFlowError::NoBridges {
@@ -62,8 +92,21 @@ pub async fn fetch(cfg: &Config, req: &ScrapeRequest) -> Result<Snapshot, OpenFl
         }
     };
     let remote = req.target.is_some();
+    let pods = &pods;
     let futures = targets.into_iter().map(|(bridge, endpoint)| async move {
-        let outcome = fetch_bridge(&endpoint, req.openflow, remote, cfg, req.deadline).await;
+        let outcome = fetch_bridge(&endpoint, req.openflow, remote, cfg, req.deadline)
+            .await
+            .map(|mut data| {
+                data.pods = data
+                    .ports
+                    .iter()
+                    .filter_map(|p| {
+                        pods.get(&(bridge.clone(), p.name.clone()))
+                            .map(|pod| (p.name.clone(), pod.clone()))
+                    })
+                    .collect();
+                data
+            });
         // A local socket is named after its bridge; a remote switch tells us its name.
         let bridge = match &outcome {
             Ok(data) if remote => data.local_name.clone().unwrap_or(bridge),

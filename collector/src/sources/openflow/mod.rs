@@ -9,7 +9,9 @@ pub mod target;
 use crate::openflow::message::{GroupDesc, GroupStats, PortDesc, PortStats, TableStats};
 use crate::openflow::{ClientError, Endpoint, FlowTable};
 use crate::registry::{ScrapeRequest, Source, SourceError, Status};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Default port for a bare `?target=HOST`: the one the seed exporter (LeanNet ovs-exporter)
 /// connects to, so its Prometheus configs keep working.
@@ -25,6 +27,9 @@ pub struct Config {
     /// Flows per bridge with series of their own; the rest are folded per (table, cookie).
     /// 0 means no limit.
     pub max_flow_series: usize,
+    /// The OVSDB monitor, when running: the bridge list and the pods behind ports.
+    pub ovsdb: Option<Arc<crate::ovsdb::Handle>>,
+    pub attributor: Arc<crate::sources::ovsdb::attribution::Attributor>,
 }
 
 /// Why the source could not run at all.
@@ -87,6 +92,8 @@ pub struct BridgeData {
     pub folded_count: u64,
     pub tables: Vec<TableStats>,
     pub groups: Vec<Group>,
+    /// Pods behind ports, by port (interface) name, from OVSDB.
+    pub pods: HashMap<String, crate::sources::ovsdb::attribution::PodRef>,
     /// Whether each slice was read (so an empty list means "none", not "not asked").
     pub read_ports: bool,
     pub read_flows: bool,

@@ -1,0 +1,429 @@
+//! The monitor task: one long-lived connection to ovsdb-server that keeps a [`Replica`] of the
+//! Bridge, Port and Interface tables current from pushed `update` notifications, answers the
+//! server's `echo`, and reconnects with exponential backoff. Scrapes read the replica after a
+//! barrier (an `echo` round trip), so a change committed before the scrape started is seen.
+
+use super::proto::{self, Framer, Incoming};
+use super::replica::Replica;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Where ovsdb-server listens (`--ovs.db`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbEndpoint {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl std::fmt::Display for DbEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbEndpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+            DbEndpoint::Tcp(a) => write!(f, "tcp:{a}"),
+        }
+    }
+}
+
+impl DbEndpoint {
+    /// Parses `unix:PATH` or `tcp:HOST:PORT`.
+    pub fn parse(s: &str) -> Result<DbEndpoint, String> {
+        if let Some(p) = s.strip_prefix("unix:") {
+            if p.starts_with('/') {
+                return Ok(DbEndpoint::Unix(PathBuf::from(p)));
+            }
+            return Err(format!("--ovs.db {s:?}: unix: needs an absolute path"));
+        }
+        if let Some(a) = s.strip_prefix("tcp:") {
+            if a.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            {
+                return Ok(DbEndpoint::Tcp(a.to_owned()));
+            }
+            return Err(format!("--ovs.db {s:?}: expected tcp:HOST:PORT"));
+        }
+        Err(format!(
+            "--ovs.db {s:?}: expected unix:PATH or tcp:HOST:PORT"
+        ))
+    }
+}
+
+/// What went wrong with the database connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OvsdbError {
+    #[error("ovsdb-server at {endpoint} is not running (no socket)")]
+    Absent { endpoint: String },
+    #[error("not connected to ovsdb-server at {endpoint}: {reason}")]
+    Down { endpoint: String, reason: String },
+    #[error("ovsdb-server at {endpoint} did not answer in time")]
+    Timeout { endpoint: String },
+}
+
+/// The state scrapes see.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub connected: bool,
+    /// Whether a connection ever succeeded (before that, a missing socket means no OVS here).
+    pub ever_connected: bool,
+    pub last_error: Option<String>,
+    /// Empty while disconnected: no stale rows are ever served.
+    pub replica: Arc<Replica>,
+}
+
+type Barrier = oneshot::Sender<()>;
+
+/// A handle on the monitor task.
+#[derive(Debug)]
+pub struct Handle {
+    endpoint: DbEndpoint,
+    state: RwLock<Arc<State>>,
+    barriers: mpsc::Sender<Barrier>,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl Handle {
+    /// Starts the monitor task on the current tokio runtime.
+    pub fn spawn(endpoint: DbEndpoint) -> Arc<Handle> {
+        let (tx, rx) = mpsc::channel(64);
+        let handle = Arc::new(Handle {
+            endpoint,
+            state: RwLock::new(Arc::new(State::default())),
+            barriers: tx,
+        });
+        tokio::spawn(run(Arc::downgrade(&handle), rx));
+        handle
+    }
+
+    pub fn endpoint(&self) -> &DbEndpoint {
+        &self.endpoint
+    }
+
+    /// The latest state, without waiting.
+    pub fn state(&self) -> Arc<State> {
+        match self.state.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn publish(&self, f: impl FnOnce(&mut State)) {
+        let mut guard = match self.state.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = (**guard).clone();
+        f(&mut next);
+        *guard = Arc::new(next);
+    }
+
+    /// The state after every change committed before now has arrived (an `echo` round trip
+    /// behind the updates), or an error if the database is not there or not answering.
+    pub async fn synced(&self, deadline: Instant) -> Result<Arc<State>, OvsdbError> {
+        let endpoint = self.endpoint.to_string();
+        let state = self.state();
+        if !state.connected {
+            return Err(self.not_connected(&state));
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.barriers.send(tx).await.is_err() {
+            return Err(OvsdbError::Down {
+                endpoint,
+                reason: "monitor task stopped".to_owned(),
+            });
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(())) => {
+                let state = self.state();
+                if state.connected {
+                    Ok(state)
+                } else {
+                    Err(self.not_connected(&state))
+                }
+            }
+            Ok(Err(_)) => Err(self.not_connected(&self.state())),
+            Err(_) => Err(OvsdbError::Timeout { endpoint }),
+        }
+    }
+
+    fn not_connected(&self, state: &State) -> OvsdbError {
+        let endpoint = self.endpoint.to_string();
+        let absent = match &self.endpoint {
+            DbEndpoint::Unix(p) => !p.exists(),
+            DbEndpoint::Tcp(_) => false,
+        };
+        if absent && !state.ever_connected {
+            OvsdbError::Absent { endpoint }
+        } else {
+            OvsdbError::Down {
+                endpoint,
+                reason: state
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "connecting".to_owned()),
+            }
+        }
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+async fn connect(endpoint: &DbEndpoint) -> std::io::Result<Box<dyn Stream>> {
+    let connect = async {
+        match endpoint {
+            DbEndpoint::Unix(p) => {
+                Ok(Box::new(tokio::net::UnixStream::connect(p).await?) as Box<dyn Stream>)
+            }
+            DbEndpoint::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a.as_str()).await?;
+                s.set_nodelay(true)?;
+                Ok(Box::new(s) as Box<dyn Stream>)
+            }
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timed out",
+        )),
+    }
+}
+
+/// Connect, monitor, reconnect; ends when the handle is dropped.
+async fn run(handle: std::sync::Weak<Handle>, mut barriers: mpsc::Receiver<Barrier>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let Some(h) = handle.upgrade() else { return };
+        let endpoint = h.endpoint.clone();
+        drop(h);
+        let result = match connect(&endpoint).await {
+            Ok(stream) => session(&handle, stream, &mut barriers, &mut backoff).await,
+            Err(e) => Err(format!("cannot connect: {e}")),
+        };
+        let Some(h) = handle.upgrade() else { return };
+        let reason = match result {
+            Ok(()) => "connection closed by ovsdb-server".to_owned(),
+            Err(e) => e,
+        };
+        let was_connected = h.state().connected;
+        if was_connected {
+            tracing::warn!(endpoint = %endpoint, reason = %reason, "lost ovsdb-server; reconnecting");
+        } else {
+            tracing::debug!(endpoint = %endpoint, reason = %reason, retry_in = ?backoff, "ovsdb-server not reachable");
+        }
+        h.publish(|s| {
+            s.connected = false;
+            s.last_error = Some(reason);
+            s.replica = Arc::new(Replica::default());
+        });
+        drop(h);
+        // Wait out the backoff, answering barriers at once (nothing to wait for while down).
+        let until = Instant::now() + backoff;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => break,
+                b = barriers.recv() => match b {
+                    Some(tx) => drop(tx),
+                    None => return,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn send(stream: &mut Box<dyn Stream>, v: &Value) -> Result<(), String> {
+    let mut bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    stream
+        .write_all(&bytes)
+        .await
+        .map_err(|e| format!("write failed: {e}"))
+}
+
+/// One connection's life. Returns `Ok` on a clean close, `Err(reason)` otherwise.
+async fn session(
+    handle: &std::sync::Weak<Handle>,
+    mut stream: Box<dyn Stream>,
+    barriers: &mut mpsc::Receiver<Barrier>,
+    backoff: &mut Duration,
+) -> Result<(), String> {
+    const MONITOR_ID: u64 = 1;
+    send(&mut stream, &proto::monitor_request(MONITOR_ID)).await?;
+    let mut framer = Framer::default();
+    let mut replica = Arc::new(Replica::default());
+    let mut waiting: HashMap<String, Barrier> = HashMap::new();
+    let mut next_barrier = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut monitoring = false;
+    loop {
+        tokio::select! {
+            n = stream.read(&mut buf) => {
+                let n = n.map_err(|e| format!("read failed: {e}"))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                framer.push(&buf[..n]);
+                while let Some(v) = framer.next_value().map_err(|e| e.to_string())? {
+                    let msg = proto::classify(v).map_err(|e| e.to_string())?;
+                    match msg {
+                        Incoming::Response { id, result, error } if id == MONITOR_ID => {
+                            if !error.is_null() {
+                                return Err(format!("monitor refused: {error}"));
+                            }
+                            Arc::make_mut(&mut replica).apply_json(&result).map_err(|e| e.to_string())?;
+                            monitoring = true;
+                            *backoff = BACKOFF_MIN;
+                            let Some(h) = handle.upgrade() else { return Ok(()) };
+                            let r = replica.clone();
+                            h.publish(|s| {
+                                s.connected = true;
+                                s.ever_connected = true;
+                                s.last_error = None;
+                                s.replica = r;
+                            });
+                            tracing::info!(endpoint = %h.endpoint, bridges = replica.bridges.len(),
+                                interfaces = replica.interfaces.len(), "monitoring ovsdb-server");
+                        }
+                        Incoming::Response { id, .. } => {
+                            if let Some(tx) = id.as_str().and_then(|k| waiting.remove(k)) {
+                                let _ = tx.send(());
+                            }
+                        }
+                        Incoming::Notification { method, params } if method == "update" => {
+                            let updates = params.get(1).ok_or("update without table updates")?;
+                            Arc::make_mut(&mut replica).apply_json(updates).map_err(|e| e.to_string())?;
+                            let Some(h) = handle.upgrade() else { return Ok(()) };
+                            let r = replica.clone();
+                            h.publish(|s| s.replica = r);
+                        }
+                        Incoming::Request { id, method, params } if method == "echo" => {
+                            send(&mut stream, &proto::echo_reply(id, params)).await?;
+                        }
+                        other => {
+                            tracing::debug!(message = ?other, "ignoring ovsdb message");
+                        }
+                    }
+                }
+            }
+            b = barriers.recv() => {
+                let Some(tx) = b else { return Ok(()) };
+                if !monitoring {
+                    drop(tx);
+                    continue;
+                }
+                next_barrier += 1;
+                let id = format!("barrier-{next_barrier}");
+                send(&mut stream, &proto::echo_request(&id)).await?;
+                waiting.insert(id, tx);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            DbEndpoint::parse("unix:/run/openvswitch/db.sock"),
+            Ok(DbEndpoint::Unix("/run/openvswitch/db.sock".into()))
+        );
+        assert_eq!(
+            DbEndpoint::parse("tcp:127.0.0.1:6640"),
+            Ok(DbEndpoint::Tcp("127.0.0.1:6640".into()))
+        );
+        for bad in ["unix:db.sock", "tcp:host", "ssl:1.2.3.4:6640", "db.sock"] {
+            assert!(DbEndpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A fake ovsdb-server: sends the initial rows, then an update, answers echo.
+    #[tokio::test]
+    async fn monitors_updates_and_barriers() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let sock = dir.path().join("db.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap_or_else(|e| panic!("{e}"));
+        let server = tokio::spawn(async move {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut framer = Framer::default();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let Ok(n) = s.read(&mut buf).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                framer.push(&buf[..n]);
+                while let Ok(Some(v)) = framer.next_value() {
+                    let reply = match v["method"].as_str() {
+                        Some("monitor") => {
+                            serde_json::json!({"id": v["id"], "error": null, "result": {
+                                "Bridge": {"b": {"new": {"name": "br0", "ports": ["uuid", "p"]}}},
+                                "Port": {"p": {"new": {"name": "eth1", "interfaces": ["uuid", "i"]}}},
+                                "Interface": {"i": {"new": {"name": "eth1", "statistics": ["map", [["rx_bytes", 1]]]}}}
+                            }})
+                        }
+                        Some("echo") => {
+                            // An update first, then the echo reply: the barrier must see it.
+                            let upd = serde_json::json!({"id": null, "method": "update", "params": ["x", {
+                                "Interface": {"i": {"new": {"name": "eth1", "statistics": ["map", [["rx_bytes", 2]]]}}}
+                            }]});
+                            let _ = s.write_all(upd.to_string().as_bytes()).await;
+                            serde_json::json!({"id": v["id"], "result": [], "error": null})
+                        }
+                        _ => continue,
+                    };
+                    let _ = s.write_all(reply.to_string().as_bytes()).await;
+                }
+            }
+        });
+        let h = Handle::spawn(DbEndpoint::Unix(sock));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Wait for the first connection.
+        let mut state = h.state();
+        while !state.connected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            state = h.state();
+        }
+        assert!(state.connected);
+        let synced = h.synced(deadline).await;
+        let Ok(synced) = synced else {
+            panic!("{synced:?}")
+        };
+        let ifaces = synced.replica.interfaces();
+        assert_eq!(ifaces.len(), 1);
+        assert_eq!(ifaces[0].iface.statistics["rx_bytes"], 2);
+        // The server goes away: down, empty replica, errors for scrapes.
+        server.abort();
+        drop(dir);
+        let mut down = false;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if !h.state().connected {
+                down = true;
+                break;
+            }
+        }
+        assert!(down);
+        assert!(h.state().replica.interfaces().is_empty());
+        assert!(
+            h.synced(Instant::now() + Duration::from_secs(1))
+                .await
+                .is_err()
+        );
+    }
+}

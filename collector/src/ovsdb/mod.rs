@@ -1,0 +1,14 @@
+//! A small OVSDB (RFC 7047) client: JSON-RPC over `unix:` or `tcp:`, a `monitor` of the Bridge,
+//! Port and Interface tables kept as a replica from pushed updates, and reconnection with
+//! backoff. No `ovs-vsctl`, no polling.
+//!
+//! - [`proto`]: framing, messages, OVSDB data types, table updates (pure);
+//! - [`replica`]: the monitored rows and their joins (pure);
+//! - [`client`]: the long-lived monitor task and the handle scrapes read through.
+
+pub mod client;
+pub mod proto;
+pub mod replica;
+
+pub use client::{DbEndpoint, Handle, OvsdbError, State};
+pub use replica::{Interface, InterfaceView, Replica};
