@@ -25,7 +25,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(
+#[allow(
     clippy::large_enum_variant,
     reason = "parsed once at start-up; boxing would only obscure the clap derive"
 )]
