@@ -70,6 +70,8 @@ pub struct State {
     pub connected: bool,
     /// Whether a connection ever succeeded (before that, a missing socket means no OVS here).
     pub ever_connected: bool,
+    /// Whether the first connection attempt has finished (scrapes wait for it at start-up).
+    pub attempted: bool,
     pub last_error: Option<String>,
     /// Empty while disconnected: no stale rows are ever served.
     pub replica: Arc<Replica>,
@@ -83,6 +85,7 @@ pub struct Handle {
     endpoint: DbEndpoint,
     state: RwLock<Arc<State>>,
     barriers: mpsc::Sender<Barrier>,
+    changed: tokio::sync::Notify,
 }
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -96,6 +99,7 @@ impl Handle {
             endpoint,
             state: RwLock::new(Arc::new(State::default())),
             barriers: tx,
+            changed: tokio::sync::Notify::new(),
         });
         tokio::spawn(run(Arc::downgrade(&handle), rx));
         handle
@@ -120,14 +124,27 @@ impl Handle {
         };
         let mut next = (**guard).clone();
         f(&mut next);
+        next.attempted = true;
         *guard = Arc::new(next);
+        drop(guard);
+        self.changed.notify_waiters();
     }
 
     /// The state after every change committed before now has arrived (an `echo` round trip
     /// behind the updates), or an error if the database is not there or not answering.
     pub async fn synced(&self, deadline: Instant) -> Result<Arc<State>, OvsdbError> {
         let endpoint = self.endpoint.to_string();
-        let state = self.state();
+        // Right after start-up, wait for the first connection attempt to finish.
+        let state = loop {
+            let changed = self.changed.notified();
+            let state = self.state();
+            if state.connected || state.attempted {
+                break state;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(OvsdbError::Timeout { endpoint });
+            }
+        };
         if !state.connected {
             return Err(self.not_connected(&state));
         }

@@ -145,6 +145,26 @@ fn known(key: &str) -> bool {
     STATS.iter().any(|(k, _, _)| *k == key) || size_bucket(key).is_some()
 }
 
+/// Where an OVS `statistics` key is served: the metric name and the extra label (if any) that
+/// tells it apart. The encoder and the tests share this mapping.
+pub fn series_for(key: &str) -> (&'static str, Option<(&'static str, String)>) {
+    if let Some((_, name, _)) = STATS.iter().find(|(k, _, _)| *k == key) {
+        return (name, None);
+    }
+    if let Some((dir, range)) = size_bucket(key) {
+        let name = if dir == "rx" {
+            "ovs_interface_rx_size_packets_total"
+        } else {
+            "ovs_interface_tx_size_packets_total"
+        };
+        return (name, Some(("size", range.to_owned())));
+    }
+    (
+        "ovs_interface_statistic_total",
+        Some(("statistic", key.to_owned())),
+    )
+}
+
 /// Label sets: `bridge`, `port`, `interface`, then `pod` and `namespace` when known.
 fn labels(ifaces: &[(InterfaceView<'_>, Attribution)]) -> LabelArena {
     let mut arena = LabelArena::with_capacity(ifaces.len(), ifaces.len() * 96);

@@ -1,0 +1,322 @@
+//! Root-only: the OVSDB source against a real ovsdb-server and ovs-vswitchd: pod attribution the
+//! way OVN-Kubernetes, Antrea and Kube-OVN tag interfaces, ports that come and go while the
+//! daemon runs, counters equal to `ovs-vsctl`, and ovsdb-server restarting under the daemon.
+
+use anyhow::{Context, Result, bail};
+use std::time::{Duration, Instant};
+use testbed::daemon::Daemon;
+use testbed::netns::Pod;
+use testbed::ovs::Ovs;
+use testbed::prom::{self, Sample};
+use testbed::topology::Topology;
+
+fn args(rundir: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "--ovs.rundir".to_owned(),
+        rundir.to_string_lossy().into_owned(),
+    ];
+    v.extend(extra.iter().map(|s| (*s).to_owned()));
+    v
+}
+
+fn find<'a>(samples: &'a [Sample], name: &str, want: &[(&str, &str)]) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| s.name == name && want.iter().all(|(k, v)| s.label(k) == *v))
+        .collect()
+}
+
+fn scrape(d: &Daemon) -> Result<Vec<Sample>> {
+    let (status, body) = d.get("/metrics")?;
+    if status != 200 {
+        bail!("HTTP {status}: {body}");
+    }
+    prom::parse(&body)
+}
+
+/// Tags the three pods' interfaces as the three CNIs do (Antrea on the Port row).
+fn tag_like_cnis(topo: &Topology) -> Result<()> {
+    let (p0, p1, p2) = (&topo.pods[0], &topo.pods[1], &topo.pods[2]);
+    topo.ovs.vsctl(&[
+        "set",
+        "Interface",
+        &p0.host_if,
+        "external_ids:iface-id=shop_web-0",
+        "external_ids:iface-id-ver=0d4a8d3e-1b2c-4d5e-8f90-123456789abc",
+        "external_ids:sandbox=5f1e2d3c4b5a",
+        &format!("external_ids:attached_mac={}", p0.mac),
+    ])?;
+    topo.ovs.vsctl(&[
+        "set",
+        "Port",
+        &p1.host_if,
+        "external_ids:pod-name=api-7d9f8",
+        "external_ids:pod-namespace=payments",
+        "external_ids:container-id=9a8b7c6d",
+        "external_ids:antrea-type=container",
+    ])?;
+    topo.ovs.vsctl(&[
+        "set",
+        "Interface",
+        &p2.host_if,
+        "external_ids:iface-id=db-0.storage",
+        "external_ids:pod_name=db-0",
+        "external_ids:pod_namespace=storage",
+        "external_ids:vendor=kube-ovn",
+    ])?;
+    Ok(())
+}
+
+#[test]
+fn pods_are_attributed_and_ports_come_and_go() -> Result<()> {
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let topo = Topology::build(Ovs::start()?, 3)?;
+    tag_like_cnis(&topo)?;
+    topo.traffic(1)?;
+    let b = topo.bridge.as_str();
+    let d = Daemon::start(&args(
+        topo.ovs.rundir(),
+        &["--ovs.external-id-label", "antrea-type=antrea_type"],
+    ))?;
+    let s = scrape(&d)?;
+    assert_eq!(
+        find(&s, "ovs_ovsdb_up", &[]).first().map(|x| x.value),
+        Some(1.0)
+    );
+
+    let expect = [
+        (&topo.pods[0], "shop", "web-0", "ovn-kubernetes"),
+        (&topo.pods[1], "payments", "api-7d9f8", "antrea"),
+        (&topo.pods[2], "storage", "db-0", "kube-ovn"),
+    ];
+    for (pod, ns, name, cni) in expect {
+        let info = find(&s, "ovs_interface_info", &[("interface", &pod.host_if)]);
+        assert_eq!(info.len(), 1, "{}", pod.host_if);
+        let i = info[0];
+        assert_eq!(
+            (i.label("namespace"), i.label("pod"), i.label("cni")),
+            (ns, name, cni)
+        );
+        assert_eq!(i.label("bridge"), b);
+        assert_eq!(i.label("mac").len(), 17, "mac_in_use of the host side");
+        assert!(!i.label("ofport").is_empty());
+        // The same labels directly on the OpenFlow port series and the interface counters.
+        for metric in [
+            "ovs_port_rx_packets_total",
+            "ovs_interface_rx_packets_total",
+        ] {
+            let series = find(&s, metric, &[("port", &pod.host_if)]);
+            assert_eq!(series.len(), 1, "{metric} {}", pod.host_if);
+            assert_eq!(
+                (series[0].label("namespace"), series[0].label("pod")),
+                (ns, name),
+                "{metric}"
+            );
+        }
+    }
+    let ovn = find(&s, "ovs_interface_info", &[("pod", "web-0")]);
+    assert_eq!(
+        ovn[0].label("pod_uid"),
+        "0d4a8d3e-1b2c-4d5e-8f90-123456789abc"
+    );
+    assert_eq!(ovn[0].label("container_id"), "5f1e2d3c4b5a");
+    let antrea = find(&s, "ovs_interface_info", &[("pod", "api-7d9f8")]);
+    assert_eq!(antrea[0].label("antrea_type"), "container");
+    assert_eq!(antrea[0].label("container_id"), "9a8b7c6d");
+    // The bridge's own port has no pod.
+    let local = find(&s, "ovs_interface_info", &[("interface", b)]);
+    assert_eq!(
+        (local[0].label("pod"), local[0].label("type")),
+        ("", "internal")
+    );
+
+    // `sum by (namespace, pod)` works without a join: each pod has exactly its port's traffic.
+    let rx: f64 = find(
+        &s,
+        "ovs_port_rx_bytes_total",
+        &[("namespace", "shop"), ("pod", "web-0")],
+    )
+    .iter()
+    .map(|x| x.value)
+    .sum();
+    assert!(rx > 0.0);
+
+    // A port added while the daemon runs is in the very next scrape, and gone after removal.
+    let tag = testbed::topology::unique_tag();
+    let host_if = format!("v{tag}x");
+    let extra = Pod::create(
+        &format!("dpc-{tag}-extra"),
+        Some(topo.ovs.netns()),
+        &host_if,
+        "10.244.0.99",
+        "02:00:00:00:00:99",
+    )?;
+    topo.ovs.vsctl(&[
+        "add-port",
+        b,
+        &host_if,
+        "--",
+        "set",
+        "Interface",
+        &host_if,
+        "external_ids:iface-id=late_newcomer-1",
+        "external_ids:iface-id-ver=1111",
+    ])?;
+    let s = scrape(&d)?;
+    let info = find(&s, "ovs_interface_info", &[("interface", &host_if)]);
+    assert_eq!(
+        info.len(),
+        1,
+        "new port missing from the first scrape after it was added"
+    );
+    assert_eq!(info[0].label("pod"), "newcomer-1");
+    assert_eq!(
+        find(&s, "ovs_port_rx_packets_total", &[("port", &host_if)]).len(),
+        1
+    );
+    assert_eq!(
+        find(&s, "ovs_port_rx_packets_total", &[("port", &host_if)])[0].label("namespace"),
+        "late"
+    );
+
+    topo.ovs.vsctl(&["del-port", b, &host_if])?;
+    let s = scrape(&d)?;
+    assert!(
+        s.iter()
+            .all(|x| x.label("interface") != host_if && x.label("port") != host_if),
+        "series of a removed port are still served"
+    );
+    drop(extra);
+    Ok(())
+}
+
+/// `ovs-vsctl --format=json list interface` as name → statistics.
+fn vsctl_statistics(ovs: &Ovs) -> Result<Vec<(String, Vec<(String, i64)>)>> {
+    let out = ovs.vsctl(&[
+        "--format=json",
+        "--columns=name,statistics",
+        "list",
+        "interface",
+    ])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let mut rows = Vec::new();
+    for row in v["data"].as_array().context("data")? {
+        let name = row[0].as_str().context("name")?.to_owned();
+        let mut stats = Vec::new();
+        for pair in row[1][1].as_array().context("statistics map")? {
+            stats.push((
+                pair[0].as_str().context("key")?.to_owned(),
+                pair[1].as_i64().context("value")?,
+            ));
+        }
+        stats.sort();
+        rows.push((name, stats));
+    }
+    rows.sort();
+    Ok(rows)
+}
+
+#[test]
+fn interface_counters_equal_ovs_vsctl() -> Result<()> {
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let topo = Topology::build(Ovs::start()?, 3)?;
+    topo.traffic(3)?;
+    // OVS writes statistics to the database every 5 s: wait until a full period passes
+    // without change, so both readers see the same moment.
+    let start = Instant::now();
+    let mut last = vsctl_statistics(&topo.ovs)?;
+    loop {
+        std::thread::sleep(Duration::from_secs(6));
+        let now = vsctl_statistics(&topo.ovs)?;
+        if now == last
+            && now
+                .iter()
+                .any(|(_, s)| s.iter().any(|(k, v)| k == "rx_packets" && *v > 0))
+        {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("interface statistics did not settle");
+        }
+        last = now;
+    }
+    let d = Daemon::start(&args(topo.ovs.rundir(), &[]))?;
+    let s = scrape(&d)?;
+    let theirs = vsctl_statistics(&topo.ovs)?;
+    assert_eq!(theirs, last, "statistics moved during the comparison");
+    let mut compared = 0;
+    for (iface, stats) in &theirs {
+        for (key, value) in stats {
+            let (name, extra) = dataplane_collector::sources::ovsdb::encode::series_for(key);
+            let ours: Vec<&Sample> = s
+                .iter()
+                .filter(|x| x.name == name && x.label("interface") == iface)
+                .filter(|x| extra.as_ref().is_none_or(|(k, v)| x.label(k) == v))
+                .collect();
+            assert_eq!(ours.len(), 1, "{iface} {key}: {ours:?}");
+            assert_eq!(ours[0].value, *value as f64, "{iface} {key}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 4 * 8, "only {compared} counters compared");
+    Ok(())
+}
+
+#[test]
+fn ovsdb_server_restart_reports_down_then_recovers() -> Result<()> {
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let mut topo = Topology::build(Ovs::start()?, 3)?;
+    let b = topo.bridge.clone();
+    let d = Daemon::start(&args(topo.ovs.rundir(), &["--scrape.timeout", "3s"]))?;
+    let s = scrape(&d)?;
+    assert_eq!(
+        find(&s, "ovs_ovsdb_up", &[]).first().map(|x| x.value),
+        Some(1.0)
+    );
+    assert!(!find(&s, "ovs_interface_info", &[]).is_empty());
+
+    topo.ovs.kill_ovsdb()?;
+    let s = scrape(&d)?;
+    assert_eq!(
+        find(&s, "ovs_ovsdb_up", &[]).first().map(|x| x.value),
+        Some(0.0)
+    );
+    assert_eq!(
+        find(
+            &s,
+            "dataplane_collector_scrape_success",
+            &[("collector", "ovsdb")]
+        )
+        .first()
+        .map(|x| x.value),
+        Some(0.0)
+    );
+    assert!(
+        find(&s, "ovs_interface_info", &[]).is_empty(),
+        "stale rows served while down"
+    );
+    // (ovs-vswitchd itself stops answering OpenFlow while its database is gone; the OpenFlow
+    // source reports that bridge down rather than hanging the scrape.)
+    assert!(find(&s, "ovs_openflow_up", &[("bridge", &b)]).len() == 1);
+
+    topo.ovs.start_ovsdb()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = scrape(&d)?;
+        let up = find(&s, "ovs_ovsdb_up", &[]).first().map(|x| x.value);
+        if up == Some(1.0) && !find(&s, "ovs_interface_info", &[("bridge", &b)]).is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("did not recover after ovsdb-server restarted");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
