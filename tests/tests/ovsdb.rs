@@ -192,8 +192,11 @@ fn pods_are_attributed_and_ports_come_and_go() -> Result<()> {
     Ok(())
 }
 
+/// Per interface (sorted by name): its statistics, sorted by key.
+type Statistics = Vec<(String, Vec<(String, i64)>)>;
+
 /// `ovs-vsctl --format=json list interface` as name → statistics.
-fn vsctl_statistics(ovs: &Ovs) -> Result<Vec<(String, Vec<(String, i64)>)>> {
+fn vsctl_statistics(ovs: &Ovs) -> Result<Statistics> {
     let out = ovs.vsctl(&[
         "--format=json",
         "--columns=name,statistics",
