@@ -70,7 +70,7 @@ fn flow_lines(n: usize) -> String {
 }
 
 /// hyperfine's mean, in ms, for each command.
-fn hyperfine(cmds: &[String], runs: usize) -> Result<Vec<f64>> {
+pub fn hyperfine(cmds: &[String], runs: usize) -> Result<Vec<f64>> {
     let json = std::env::temp_dir().join(format!("dpc-hyperfine-{}.json", std::process::id()));
     let mut c = Command::new("hyperfine");
     c.args([
@@ -114,7 +114,7 @@ fn peak_rss_of(cmd: &[&str]) -> Result<u64> {
         .with_context(|| format!("no RSS from /usr/bin/time: {text}"))
 }
 
-fn status_kib(pid: u32, key: &str) -> Result<u64> {
+pub fn status_kib(pid: u32, key: &str) -> Result<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     s.lines()
         .find(|l| l.starts_with(key))
@@ -176,7 +176,7 @@ fn raw_get(addr: &str, path: &str) -> Result<usize> {
     Ok(total)
 }
 
-fn http_latency(addr: &str, path: &str, runs: usize) -> Result<(f64, f64, usize)> {
+pub fn http_latency(addr: &str, path: &str, runs: usize) -> Result<(f64, f64, usize)> {
     let mut times = Vec::new();
     let mut size = 0;
     for _ in 0..3 {
@@ -283,7 +283,7 @@ pub fn run(sizes: &[usize], out: &Path) -> Result<()> {
     let _ = daemon.kill();
     let _ = daemon.wait();
     let rows = result?;
-    let report = render(&rows, &ovs)?;
+    let report = render(&rows)?;
     print!("{report}");
     write_section(out, "OpenFlow: /flows versus ovs-ofctl dump-flows", &report)?;
     eprintln!("bench: wrote {}", out.display());
@@ -304,7 +304,8 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), kernel {}", kernel.trim())
 }
 
-fn render(rows: &[Row], ovs: &Ovs) -> Result<String> {
+/// The line that says when, where and on what a benchmark ran.
+pub fn header() -> String {
     let ovs_version = Command::new("ovs-vswitchd")
         .arg("--version")
         .output()
@@ -316,7 +317,6 @@ fn render(rows: &[Row], ovs: &Ovs) -> Result<String> {
                 .to_owned()
         })
         .unwrap_or_default();
-    let _ = ovs;
     let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
@@ -328,12 +328,15 @@ fn render(rows: &[Row], ovs: &Ovs) -> Result<String> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    let mut s = String::new();
-    writeln!(
-        s,
+    format!(
         "Measured by `cargo xtask bench` on {date}, commit {rev}; {}; {ovs_version}, userspace datapath, private instance.",
         machine()
-    )?;
+    )
+}
+
+fn render(rows: &[Row]) -> Result<String> {
+    let mut s = String::new();
+    writeln!(s, "{}", header())?;
     writeln!(s)?;
     writeln!(
         s,

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_flows;
+mod bench_ovsdb;
 mod demo;
 mod deps;
 mod lab;
@@ -45,7 +46,7 @@ enum Cmd {
         flows: Vec<usize>,
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
-        /// Only one group: openflow, flows, lab.
+        /// Only one group: openflow, ovsdb, flows, lab.
         #[arg(long)]
         only: Option<String>,
     },
@@ -70,6 +71,9 @@ fn main() -> Result<()> {
             let want = |g: &str| only.as_deref().is_none_or(|o| o == g);
             if want("openflow") {
                 bench::run(&flows, &out)?;
+            }
+            if want("ovsdb") {
+                bench_ovsdb::run(&out, 1000)?;
             }
             if want("flows") {
                 bench_flows::run(&out)?;
