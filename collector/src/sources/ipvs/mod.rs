@@ -1,11 +1,40 @@
 //! The `ipvs` source: IPVS virtual services and their real servers, over generic netlink
-//! (family "IPVS"), in the host's network namespace and in each `--ipvs.netns`.
+//! (family "IPVS"), in the daemon's own network namespace or in each `--ipvs.netns`.
 //!
-//! (Interface stub: the implementation lands with the IPVS issue.)
+//! fetch (`read_services`: one netlink socket per namespace, a service dump, then a destination
+//! dump per service) → [`Snapshot`] → encode (`encode.rs`).
+//!
+//! **Why an owned codec, not `neli`.** What the source needs from generic netlink is small: a
+//! 16-byte header, a 4-byte command header, type-length-value attributes, three requests and
+//! two reply shapes. `parse.rs` does that in pure functions from bytes to typed values, the shape
+//! of the rest of this collector (the OpenFlow codec): they are tested on replies captured from
+//! a real kernel in the lab (`collector/tests/fixtures/ipvs/`), on every truncation and byte flip
+//! of them, and on constructed malformed messages, and they return an error rather than
+//! panicking. A general netlink crate would bring its own type machinery and allocation per
+//! attribute for these few fields, and would look families up by name, which makes the kernel
+//! load `ip_vs` (see [`parse::family_dump_request`]). The syscalls go through `nix`'s safe
+//! wrappers, so this module has no `unsafe`.
+//!
+//! **Namespaces.** A netlink socket belongs to the network namespace it was created in. For each
+//! `--ipvs.netns PATH` a dedicated thread opens `PATH`, enters it with `setns(CLONE_NEWNET)`,
+//! creates its socket, reads, and exits; the thread is never reused, so no other work ever runs
+//! in a foreign namespace. Without `--ipvs.netns` the daemon's own namespace is read on a
+//! blocking-pool thread (no `setns`) and the `namespace` label is empty.
+//!
+//! **Absent is not an error.** No "IPVS" family (module not loaded) or a namespace path that
+//! does not exist (yet) is "unavailable": no series, `dataplane_collector_source_available 0`,
+//! a debug-level log line. Looking the family up never loads the module.
+
+mod encode;
+pub mod netlink;
+pub mod parse;
 
 use crate::exposition::Writer;
-use crate::registry::{ScrapeRequest, Source, SourceError};
-use std::path::PathBuf;
+use crate::registry::{ScrapeRequest, Source, SourceError, Status, error_chain};
+use netlink::{NetlinkError, Socket};
+use parse::{Destination, ParseError, Service, ServiceKey};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Settings of the source, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -18,19 +47,61 @@ pub struct Config {
 pub enum IpvsError {
     #[error("IPVS is not available: {reason}")]
     Unavailable { reason: String },
+    #[error("network namespace {path} does not exist")]
+    NamespaceAbsent { path: PathBuf },
+    #[error("cannot open network namespace {path}")]
+    OpenNamespace {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot enter network namespace {path}{hint}")]
+    EnterNamespace {
+        path: PathBuf,
+        hint: &'static str,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("cannot read {what}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: NetlinkError,
+    },
+    #[error("the reader thread for {namespace:?} failed: {reason}")]
+    Thread { namespace: String, reason: String },
 }
 
 impl SourceError for IpvsError {
     fn is_unavailable(&self) -> bool {
-        matches!(self, IpvsError::Unavailable { .. })
+        matches!(
+            self,
+            IpvsError::Unavailable { .. } | IpvsError::NamespaceAbsent { .. }
+        )
     }
 }
 
+/// A service and its real servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceData {
+    pub service: Service,
+    pub destinations: Vec<Destination>,
+}
+
+/// What was read in one namespace.
+#[derive(Debug)]
+pub struct NamespaceData {
+    /// The `namespace` label: the `--ipvs.netns` path, or empty for the daemon's own.
+    pub label: String,
+    pub outcome: Result<Vec<ServiceData>, IpvsError>,
+}
+
 #[derive(Debug, Default)]
-pub struct Snapshot;
+pub struct Snapshot {
+    pub namespaces: Vec<NamespaceData>,
+}
 
 pub struct IpvsSource {
-    #[allow(dead_code)]
     cfg: Config,
 }
 
@@ -38,6 +109,152 @@ impl IpvsSource {
     pub fn new(cfg: Config) -> Self {
         IpvsSource { cfg }
     }
+}
+
+/// Reads every service and its destinations through `sock`, in the namespace `sock` was opened
+/// in.
+pub fn read_services(sock: &mut Socket) -> Result<Vec<ServiceData>, IpvsError> {
+    let family = resolve_family(sock)?.ok_or_else(|| IpvsError::Unavailable {
+        reason: "no generic netlink family \"IPVS\" (the ip_vs module is not loaded)".to_owned(),
+    })?;
+    let mut services = Vec::new();
+    let seq = sock.next_seq();
+    sock.dump(&parse::services_request(family, seq), seq, |m| {
+        services.push(parse::parse_service(m)?);
+        Ok(())
+    })
+    .map_err(|source| IpvsError::Netlink {
+        what: "the IPVS services".to_owned(),
+        source,
+    })?;
+    let mut out = Vec::with_capacity(services.len());
+    for service in services {
+        let mut destinations = Vec::new();
+        let seq = sock.next_seq();
+        let af = service.key.af();
+        // A service removed since the service dump has an empty destination dump.
+        sock.dump(
+            &parse::destinations_request(family, seq, &service.key),
+            seq,
+            |m| {
+                destinations.push(parse::parse_destination(m, af)?);
+                Ok(())
+            },
+        )
+        .map_err(|source| IpvsError::Netlink {
+            what: format!("the destinations of {}", describe(&service.key)),
+            source,
+        })?;
+        out.push(ServiceData {
+            service,
+            destinations,
+        });
+    }
+    Ok(out)
+}
+
+/// Finds the "IPVS" family in a dump of every family (a lookup by name would load the module).
+pub fn resolve_family(sock: &mut Socket) -> Result<Option<u16>, IpvsError> {
+    let mut found = None;
+    let seq = sock.next_seq();
+    sock.dump(&parse::family_dump_request(seq), seq, |m| {
+        if let Some((name, id)) = parse::parse_family(m)?
+            && name == parse::IPVS_FAMILY
+        {
+            found = Some(id);
+        }
+        Ok::<(), ParseError>(())
+    })
+    .map_err(|source| IpvsError::Netlink {
+        what: "the generic netlink families".to_owned(),
+        source,
+    })?;
+    Ok(found)
+}
+
+/// `TCP 10.0.0.1:80`, `FWM 7 IPv6`: a service as `ipvsadm` names it, for error messages.
+pub fn describe(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Address {
+            protocol,
+            addr,
+            port,
+            ..
+        } => {
+            let sa = std::net::SocketAddr::new(*addr, *port);
+            format!("{} {sa}", encode::protocol_name(*protocol).to_uppercase())
+        }
+        ServiceKey::Fwmark { af, mark } if *af == parse::AF_INET6 => format!("FWM {mark} IPv6"),
+        ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
+    }
+}
+
+fn open_socket(timeout: Duration) -> Result<Socket, IpvsError> {
+    Socket::open(timeout).map_err(|source| IpvsError::Netlink {
+        what: "IPVS (no netlink socket)".to_owned(),
+        source,
+    })
+}
+
+/// Reads the daemon's own namespace.
+pub fn read_own_namespace(timeout: Duration) -> Result<Vec<ServiceData>, IpvsError> {
+    read_services(&mut open_socket(timeout)?)
+}
+
+/// Enters the network namespace at `path` and reads it. Call only on a thread that is thrown
+/// away afterwards: the thread stays in that namespace.
+pub fn enter_and_read(path: &Path, timeout: Duration) -> Result<Vec<ServiceData>, IpvsError> {
+    let file = std::fs::File::open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            IpvsError::NamespaceAbsent {
+                path: path.to_owned(),
+            }
+        } else {
+            IpvsError::OpenNamespace {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+        let hint = match source {
+            nix::errno::Errno::EINVAL => " (not a network namespace)",
+            nix::errno::Errno::EPERM => " (entering a namespace needs CAP_SYS_ADMIN)",
+            _ => "",
+        };
+        IpvsError::EnterNamespace {
+            path: path.to_owned(),
+            hint,
+            source,
+        }
+    })?;
+    read_services(&mut open_socket(timeout)?)
+}
+
+/// Reads the namespace at `path` on a new thread of its own.
+async fn read_namespace_thread(
+    path: PathBuf,
+    timeout: Duration,
+) -> Result<Vec<ServiceData>, IpvsError> {
+    let label = path.display().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("ipvs-netns".to_owned())
+        .spawn(move || {
+            let _ = tx.send(enter_and_read(&path, timeout));
+        });
+    if let Err(e) = spawned {
+        return Err(IpvsError::Thread {
+            namespace: label,
+            reason: e.to_string(),
+        });
+    }
+    rx.await.unwrap_or_else(|_| {
+        Err(IpvsError::Thread {
+            namespace: label,
+            reason: "it ended without an answer".to_owned(),
+        })
+    })
 }
 
 impl Source for IpvsSource {
@@ -48,11 +265,187 @@ impl Source for IpvsSource {
         "ipvs"
     }
 
-    async fn fetch(&self, _req: &ScrapeRequest) -> Result<Snapshot, IpvsError> {
-        Err(IpvsError::Unavailable {
-            reason: "not implemented yet".to_owned(),
-        })
+    async fn fetch(&self, req: &ScrapeRequest) -> Result<Snapshot, IpvsError> {
+        // Each receive may wait until the scrape's deadline, never longer.
+        let timeout = req
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(100));
+        let mut namespaces = Vec::new();
+        if self.cfg.netns.is_empty() {
+            let outcome = tokio::task::spawn_blocking(move || read_own_namespace(timeout))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(IpvsError::Thread {
+                        namespace: String::new(),
+                        reason: e.to_string(),
+                    })
+                });
+            namespaces.push(NamespaceData {
+                label: String::new(),
+                outcome,
+            });
+        } else {
+            let reads = self
+                .cfg
+                .netns
+                .iter()
+                .map(|p| read_namespace_thread(p.clone(), timeout));
+            let outcomes = futures_util::future::join_all(reads).await;
+            for (path, outcome) in self.cfg.netns.iter().zip(outcomes) {
+                namespaces.push(NamespaceData {
+                    label: path.display().to_string(),
+                    outcome,
+                });
+            }
+        }
+        // Nothing read and nothing broken: the subsystem is simply not here.
+        let any_read = namespaces.iter().any(|n| n.outcome.is_ok());
+        let any_failed = namespaces
+            .iter()
+            .any(|n| n.outcome.as_ref().is_err_and(|e| !e.is_unavailable()));
+        if !any_read && !any_failed {
+            let mut reasons: Vec<String> = namespaces
+                .iter()
+                .filter_map(|n| n.outcome.as_ref().err().map(|e| error_chain(e)))
+                .collect();
+            reasons.dedup();
+            return Err(IpvsError::Unavailable {
+                reason: reasons
+                    .join("; ")
+                    .trim_start_matches("IPVS is not available: ")
+                    .to_owned(),
+            });
+        }
+        Ok(Snapshot { namespaces })
     }
 
-    fn encode(&self, _snapshot: &Snapshot, _w: &mut Writer) {}
+    fn encode(&self, snapshot: &Snapshot, w: &mut Writer) {
+        encode::encode(snapshot, w);
+    }
+
+    fn status(&self, snapshot: &Snapshot) -> Status {
+        let failures: Vec<String> = snapshot
+            .namespaces
+            .iter()
+            .filter_map(|n| match &n.outcome {
+                Err(e) if !e.is_unavailable() => Some(if n.label.is_empty() {
+                    error_chain(e)
+                } else {
+                    format!("{}: {}", n.label, error_chain(e))
+                }),
+                _ => None,
+            })
+            .collect();
+        if failures.is_empty() {
+            Status::Ok
+        } else {
+            Status::Failed(failures.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(label: &str, outcome: Result<Vec<ServiceData>, IpvsError>) -> NamespaceData {
+        NamespaceData {
+            label: label.to_owned(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn status_fails_only_on_real_failures() {
+        let src = IpvsSource::new(Config::default());
+        let snap = Snapshot {
+            namespaces: vec![
+                ns("/run/netns/a", Ok(vec![])),
+                ns(
+                    "/run/netns/b",
+                    Err(IpvsError::NamespaceAbsent {
+                        path: "/run/netns/b".into(),
+                    }),
+                ),
+            ],
+        };
+        assert_eq!(src.status(&snap), Status::Ok);
+        let snap = Snapshot {
+            namespaces: vec![ns(
+                "/run/netns/c",
+                Err(IpvsError::EnterNamespace {
+                    path: "/run/netns/c".into(),
+                    hint: " (not a network namespace)",
+                    source: nix::errno::Errno::EINVAL,
+                }),
+            )],
+        };
+        let Status::Failed(msg) = src.status(&snap) else {
+            panic!("not failed")
+        };
+        assert!(msg.starts_with("/run/netns/c: cannot enter network namespace /run/netns/c (not a network namespace)"), "{msg}");
+    }
+
+    #[test]
+    fn missing_namespace_is_unavailable_and_not_a_network_namespace_is_an_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tmp.path();
+        let missing = dir.join("missing");
+        let not_ns = dir.join("plain-file");
+        std::fs::write(&not_ns, b"x").unwrap_or_else(|e| panic!("{e}"));
+        let req = ScrapeRequest {
+            deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+            openflow: crate::registry::OpenFlowSlice::ALL,
+            target: None,
+        };
+        let src = IpvsSource::new(Config {
+            netns: vec![missing.clone()],
+        });
+        let err = rt.block_on(src.fetch(&req)).err();
+        assert!(matches!(&err, Some(e) if e.is_unavailable()), "{err:?}");
+        let src = IpvsSource::new(Config {
+            netns: vec![missing, not_ns.clone()],
+        });
+        match rt.block_on(src.fetch(&req)) {
+            Ok(snap) => {
+                let Status::Failed(msg) = src.status(&snap) else {
+                    panic!("not failed")
+                };
+                // Without CAP_SYS_ADMIN setns fails with EPERM before it looks at the file.
+                assert!(msg.contains("cannot enter network namespace"), "{msg}");
+                let mut w = Writer::new();
+                src.encode(&snap, &mut w);
+                let text = w.into_string();
+                assert!(
+                    text.contains(&format!("ipvs_up{{namespace=\"{}\"}} 0", not_ns.display())),
+                    "{text}"
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn describe_names_services_like_ipvsadm() {
+        use std::net::{IpAddr, Ipv6Addr};
+        let k = ServiceKey::Address {
+            af: parse::AF_INET6,
+            protocol: 6,
+            addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            port: 80,
+        };
+        assert_eq!(describe(&k), "TCP [::1]:80");
+        assert_eq!(
+            describe(&ServiceKey::Fwmark {
+                af: parse::AF_INET6,
+                mark: 3
+            }),
+            "FWM 3 IPv6"
+        );
+    }
 }
