@@ -115,6 +115,70 @@ pub struct ServeArgs {
     #[arg(long = "ipvs.netns", value_name = "PATH")]
     pub ipvs_netns: Vec<PathBuf>,
 
+    /// Read VF counters over netlink; `--collector.netlink=false` reads the i40e sysfs
+    /// counters instead (the SR-IOV exporter's flag).
+    #[arg(long = "collector.netlink", value_name = "BOOL", default_value_t = true,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          action = ArgAction::Set, value_parser = clap::value_parser!(bool))]
+    pub sriov_netlink: bool,
+
+    /// Kubelet CPU manager checkpoint.
+    #[arg(
+        long = "path.cpucheckpoint",
+        value_name = "FILE",
+        default_value = "/var/lib/kubelet/cpu_manager_state"
+    )]
+    pub path_cpucheckpoint: PathBuf,
+
+    /// Kubernetes cgroups on the host (cgroup v1 cpuset hierarchy, or the v2 root's kubepods).
+    #[arg(
+        long = "path.kubecgroup",
+        value_name = "DIR",
+        default_value = "/sys/fs/cgroup/cpuset/kubepods/"
+    )]
+    pub path_kubecgroup: PathBuf,
+
+    /// Kubelet pod-resources socket.
+    #[arg(
+        long = "path.kubeletSocket",
+        value_name = "FILE",
+        default_value = "/var/lib/kubelet/pod-resources/kubelet.sock"
+    )]
+    pub path_kubelet_socket: PathBuf,
+
+    /// System CPU and NUMA information.
+    #[arg(
+        long = "path.nodecpuinfo",
+        value_name = "DIR",
+        default_value = "/sys/devices/system/node/"
+    )]
+    pub path_nodecpuinfo: PathBuf,
+
+    /// PCI devices on the host.
+    #[arg(
+        long = "path.sysbuspci",
+        value_name = "DIR",
+        default_value = "/sys/bus/pci/devices"
+    )]
+    pub path_sysbuspci: PathBuf,
+
+    /// Network interfaces on the host.
+    #[arg(
+        long = "path.sysclassnet",
+        value_name = "DIR",
+        default_value = "/sys/class/net/"
+    )]
+    pub path_sysclassnet: PathBuf,
+
+    /// Requests per second the whole server answers (token bucket); past it, HTTP 429.
+    /// /healthz is exempt. 0: no limit.
+    #[arg(long = "web.rate-limit", value_name = "N", default_value_t = 1)]
+    pub rate_limit: u32,
+
+    /// Requests the limiter lets through in a burst.
+    #[arg(long = "web.rate-burst", value_name = "N", default_value_t = 10)]
+    pub rate_burst: u32,
+
     /// Serve the read-only JSON flow API at /api/v1/flows (for `flows --node`).
     #[arg(long = "web.enable-flow-api")]
     pub enable_flow_api: bool,
@@ -172,9 +236,10 @@ impl FromArgMatches for CollectorFlags {
         for s in SOURCES {
             let on = format!("collector.{}", s.name);
             let off = format!("no-collector.{}", s.name);
-            // Both are SetTrue with overrides_with: at most one is set, the last given.
-            if m.get_flag(&on) {
-                flags.explicit.insert(s.name, true);
+            // The pair overrides each other: at most one is set, the last given.
+            // `--collector.X=false` (the seed exporters' kingpin style) also works.
+            if let Some(&v) = m.get_one::<bool>(&on) {
+                flags.explicit.insert(s.name, v);
             } else if m.get_flag(&off) {
                 flags.explicit.insert(s.name, false);
             }
@@ -204,7 +269,11 @@ impl Args for CollectorFlags {
                 .arg(
                     Arg::new(on.clone())
                         .long(on.clone())
-                        .action(ArgAction::SetTrue)
+                        .num_args(0..=1)
+                        .require_equals(true)
+                        .default_missing_value("true")
+                        .value_parser(clap::value_parser!(bool))
+                        .value_name("BOOL")
                         .overrides_with(off.clone())
                         .help(format!(
                             "Enable the {} collector: {} (default {default})",
@@ -301,6 +370,17 @@ mod tests {
         );
         let a = parse(&["--collector.disable-defaults", "--collector.openflow"]);
         assert!(a.map(|a| a.collectors.enabled("openflow")).unwrap_or(false));
+        // The seed exporters' `--collector.X=false`.
+        let a = parse(&["--collector.openflow=false"]);
+        assert!(
+            a.map(|a| !a.collectors.enabled("openflow"))
+                .unwrap_or(false)
+        );
+        let a = parse(&["--collector.openflow=true", "--collector.kubepoddevice"]);
+        let Ok(a) = a else { panic!("{a:?}") };
+        assert!(a.collectors.enabled("openflow") && a.collectors.enabled("kubepoddevice"));
+        assert!(!a.collectors.enabled("kubepodcpu"));
+        assert!(parse(&["--collector.openflow=maybe"]).is_err());
 
         let a = parse(&[
             "--ovs.allowed-targets",

@@ -72,6 +72,26 @@ pub fn build_registry(args: &cli::ServeArgs) -> Result<registry::Registry, Start
             },
         )));
     }
+    let sriov = sources::sriov::Config {
+        sysclassnet: args.path_sysclassnet.clone(),
+        sysbuspci: args.path_sysbuspci.clone(),
+        netlink: args.sriov_netlink,
+        kubelet_socket: args.path_kubelet_socket.clone(),
+        cpu_checkpoint: args.path_cpucheckpoint.clone(),
+        kube_cgroup: args.path_kubecgroup.clone(),
+        node_cpu_info: args.path_nodecpuinfo.clone(),
+    };
+    if args.collectors.enabled("vfstats") {
+        reg.add(Arc::new(sources::sriov::VfStatsSource::new(sriov.clone())));
+    }
+    if args.collectors.enabled("kubepoddevice") {
+        reg.add(Arc::new(sources::sriov::KubePodDeviceSource::new(
+            sriov.clone(),
+        )));
+    }
+    if args.collectors.enabled("kubepodcpu") {
+        reg.add(Arc::new(sources::sriov::KubePodCpuSource::new(sriov)));
+    }
     Ok(reg)
 }
 
@@ -102,6 +122,7 @@ pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartEr
         ovs_rundir: args.ovs_rundir.clone(),
         permits: Arc::new(tokio::sync::Semaphore::new(args.max_requests.max(1))),
         flow_api: args.enable_flow_api,
+        limiter: server::RateLimiter::new(args.rate_limit, args.rate_burst),
     }))
 }
 

@@ -217,6 +217,21 @@ pub const SOURCES: &[SourceInfo] = &[
         help: "IPVS virtual services and real servers (generic netlink)",
         default_enabled: true,
     },
+    SourceInfo {
+        name: "vfstats",
+        help: "SR-IOV virtual function counters (netlink, or i40e sysfs)",
+        default_enabled: true,
+    },
+    SourceInfo {
+        name: "kubepoddevice",
+        help: "which pod holds which VF (kubelet pod-resources API)",
+        default_enabled: false,
+    },
+    SourceInfo {
+        name: "kubepodcpu",
+        help: "which CPUs a Guaranteed pod owns (CPU manager checkpoint and cpusets)",
+        default_enabled: false,
+    },
 ];
 
 /// The enabled sources.

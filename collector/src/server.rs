@@ -29,6 +29,64 @@ pub struct AppState {
     pub permits: Arc<Semaphore>,
     /// `--web.enable-flow-api`.
     pub flow_api: bool,
+    /// `--web.rate-limit` / `--web.rate-burst`.
+    pub limiter: Option<RateLimiter>,
+}
+
+/// A token bucket for the whole server: `rate` requests per second, bursts of `burst`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    state: std::sync::Mutex<(f64, std::time::Instant)>,
+}
+
+impl RateLimiter {
+    /// `None` when `rate` is 0 (no limit).
+    pub fn new(rate: u32, burst: u32) -> Option<RateLimiter> {
+        (rate > 0).then(|| {
+            let burst = f64::from(burst.max(1));
+            RateLimiter {
+                rate: f64::from(rate),
+                burst,
+                state: std::sync::Mutex::new((burst, std::time::Instant::now())),
+            }
+        })
+    }
+
+    /// Takes a token if there is one.
+    pub fn allow(&self) -> bool {
+        let mut s = match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = std::time::Instant::now();
+        let (tokens, last) = *s;
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
+        if tokens >= 1.0 {
+            *s = (tokens - 1.0, now);
+            true
+        } else {
+            *s = (tokens, now);
+            false
+        }
+    }
+}
+
+async fn rate_limit(
+    State(app): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let exempt = req.uri().path() == "/healthz";
+    if !exempt && app.limiter.as_ref().is_some_and(|l| !l.allow()) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded (--web.rate-limit, --web.rate-burst)\n",
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -40,6 +98,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/groups", get(groups))
         .route("/healthz", get(healthz))
         .route("/api/v1/flows", get(flow_api))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit,
+        ))
         .with_state(state)
         .layer(
             tower_http::compression::CompressionLayer::new()

@@ -19,6 +19,9 @@ fn state(extra: &[&str], rundir: &Path) -> std::sync::Arc<dataplane_collector::s
     let mut argv = vec!["dataplane-collector", "--ovs.rundir"];
     let rd = rundir.to_string_lossy().into_owned();
     argv.push(&rd);
+    if !extra.iter().any(|a| a.starts_with("--web.rate-limit")) {
+        argv.push("--web.rate-limit=0");
+    }
     argv.extend_from_slice(extra);
     let args = Cli::try_parse_from(argv).map(Cli::serve_args);
     let args = args.unwrap_or_else(|e| panic!("{e}"));
@@ -278,4 +281,31 @@ async fn follows_multipart_replies_to_the_end_at_100k_flows() {
         folded > 0.0 && all > folded,
         "folded series keep the totals: {folded} of {all}"
     );
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_past_the_burst_but_never_for_healthz() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let app = state(
+        &[
+            "--web.rate-limit=1",
+            "--web.rate-burst=2",
+            "--collector.disable-defaults",
+        ],
+        dir.path(),
+    );
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(get(app.clone(), "/metrics").await.0);
+    }
+    assert_eq!(codes, vec![200, 200, 429, 429]);
+    for _ in 0..20 {
+        assert_eq!(get(app.clone(), "/healthz").await.0, 200);
+    }
+    // The bucket refills at the limit.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(get(app.clone(), "/metrics").await.0, 200);
+    let (status, body) = get(app, "/flows").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("--web.rate-limit"));
 }

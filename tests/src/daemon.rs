@@ -15,6 +15,10 @@ impl Daemon {
     /// Starts the daemon with command-line `args` (as after `dataplane-collector`).
     pub fn start(args: &[String]) -> Result<Daemon> {
         let mut argv = vec!["dataplane-collector".to_owned()];
+        // Tests scrape far faster than Prometheus: no rate limit unless a test sets one.
+        if !args.iter().any(|a| a.starts_with("--web.rate-limit")) {
+            argv.push("--web.rate-limit=0".to_owned());
+        }
         argv.extend_from_slice(args);
         let serve = Cli::try_parse_from(&argv)
             .map_err(|e| anyhow!("bad daemon args {argv:?}: {e}"))?

@@ -220,6 +220,7 @@ pub fn run(sizes: &[usize], out: &Path) -> Result<()> {
     let listen = format!("127.0.0.1:{port}");
     let mut daemon = Command::new(&bin)
         .args([
+            "--web.rate-limit=0",
             "--web.listen-address",
             &listen,
             "--ovs.max-flow-series",

@@ -58,6 +58,7 @@ pub fn run(out: &Path, interfaces: usize) -> Result<()> {
     let listen = "127.0.0.1:19478";
     let mut daemon = Command::new(&bin)
         .args([
+            "--web.rate-limit=0",
             "--web.listen-address",
             listen,
             "--collector.disable-defaults",

@@ -57,6 +57,7 @@ pub fn run(opts: Options) -> Result<()> {
     topo.traffic(2)?;
 
     let daemon = Command::new(&bin)
+        .arg("--web.rate-limit=0")
         .arg("--web.listen-address")
         .arg(&opts.listen)
         .arg("--ovs.rundir")

@@ -3,3 +3,4 @@
 pub mod ipvs;
 pub mod openflow;
 pub mod ovsdb;
+pub mod sriov;
