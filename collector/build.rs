@@ -18,8 +18,33 @@ fn main() {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.split_whitespace().nth(1).map(str::to_owned))
         .unwrap_or_else(|| "unknown".to_owned());
+    embed_ebpf();
     println!("cargo:rustc-env=DPC_GIT_REVISION={revision}");
     println!("cargo:rustc-env=DPC_RUSTC_VERSION={rustc_version}");
     println!("cargo:rerun-if-changed=../.git/HEAD");
     println!("cargo:rerun-if-changed=../.git/refs/heads");
+}
+
+/// Copies the eBPF object built by `cargo xtask build-ebpf` next to the build, or leaves an
+/// empty one: the daemon then reports the eBPF source unavailable and everything else works.
+fn embed_ebpf() {
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()))
+        .join("collector-ebpf.o");
+    let default = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/ebpf/bpfel-unknown-none/release/collector-ebpf");
+    let object = std::env::var_os("DPC_EBPF_OBJECT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or(default);
+    println!("cargo:rerun-if-env-changed=DPC_EBPF_OBJECT");
+    println!("cargo:rerun-if-changed={}", object.display());
+    let bytes = std::fs::read(&object).unwrap_or_default();
+    if bytes.is_empty() {
+        println!(
+            "cargo:warning=no eBPF object at {}: the ebpf collector will be unavailable (cargo xtask build-ebpf)",
+            object.display()
+        );
+    }
+    if let Err(e) = std::fs::write(&out, bytes) {
+        println!("cargo:warning=cannot write {}: {e}", out.display());
+    }
 }

@@ -115,6 +115,30 @@ pub struct ServeArgs {
     #[arg(long = "ipvs.netns", value_name = "PATH")]
     pub ipvs_netns: Vec<PathBuf>,
 
+    /// Count per flow (5-tuple) as well as per port; `--ebpf.flows=false` counts per port only
+    /// (cheaper).
+    #[arg(long = "ebpf.flows", value_name = "BOOL", default_value_t = true,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          action = ArgAction::Set, value_parser = clap::value_parser!(bool))]
+    pub ebpf_flows: bool,
+
+    /// Size of the kernel's flow map (LRU).
+    #[arg(long = "ebpf.max-flows", value_name = "N", default_value_t = 65_536)]
+    pub ebpf_max_flows: u32,
+
+    /// Flows with series of their own (the most bytes); the rest are folded per port. 0: all.
+    #[arg(long = "ebpf.max-flow-series", value_name = "N", default_value_t = 100)]
+    pub ebpf_max_flow_series: usize,
+
+    /// Pin the eBPF maps and links in this bpffs directory, so counters survive a restart or
+    /// an upgrade (and programs stay attached across it).
+    #[arg(long = "ebpf.pin-path", value_name = "DIR")]
+    pub ebpf_pin_path: Option<PathBuf>,
+
+    /// Flows idle this long leave the kernel's map for the per-port totals.
+    #[arg(long = "ebpf.flow-idle-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub ebpf_flow_idle_timeout: Duration,
+
     /// Read VF counters over netlink; `--collector.netlink=false` reads the i40e sysfs
     /// counters instead (the SR-IOV exporter's flag).
     #[arg(long = "collector.netlink", value_name = "BOOL", default_value_t = true,

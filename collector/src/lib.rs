@@ -28,15 +28,23 @@ pub fn init_logging(format: cli::LogFormat, level: &str) {
     }
 }
 
+/// What to do when the daemon stops (detach eBPF programs…).
+pub type ShutdownHook = Box<dyn Fn() + Send + Sync>;
+
 /// Builds the registry of enabled sources from the flags. Starts the OVSDB monitor (on the
 /// current tokio runtime) when a source needs it.
-pub fn build_registry(args: &cli::ServeArgs) -> Result<registry::Registry, StartError> {
+pub fn build_registry(
+    args: &cli::ServeArgs,
+) -> Result<(registry::Registry, Vec<ShutdownHook>), StartError> {
     let mut reg = registry::Registry::new();
+    let mut hooks: Vec<ShutdownHook> = Vec::new();
     let attributor = Arc::new(
         sources::ovsdb::attribution::Attributor::new(&args.ovs_external_id_labels)
             .map_err(StartError::Config)?,
     );
-    let wants_ovsdb = args.collectors.enabled("ovsdb") || args.collectors.enabled("openflow");
+    let wants_ovsdb = ["ovsdb", "openflow", "ebpf"]
+        .iter()
+        .any(|c| args.collectors.enabled(c));
     let ovsdb = if wants_ovsdb {
         let endpoint = match &args.ovs_db {
             Some(s) => ovsdb::DbEndpoint::parse(s).map_err(StartError::Config)?,
@@ -65,6 +73,23 @@ pub fn build_registry(args: &cli::ServeArgs) -> Result<registry::Registry, Start
             attributor.clone(),
         )));
     }
+    if args.collectors.enabled("ebpf") {
+        let source = sources::ebpf::EbpfSource::start(
+            sources::ebpf::Config {
+                flows: args.ebpf_flows,
+                max_flows: args.ebpf_max_flows,
+                max_flow_series: args.ebpf_max_flow_series,
+                pin_path: args.ebpf_pin_path.clone(),
+                idle_timeout: args.ebpf_flow_idle_timeout,
+                rundir: args.ovs_rundir.clone(),
+            },
+            ovsdb.clone(),
+            attributor.clone(),
+        );
+        let for_hook = source.clone();
+        hooks.push(Box::new(move || for_hook.shutdown()));
+        reg.add(source);
+    }
     if args.collectors.enabled("ipvs") {
         reg.add(Arc::new(sources::ipvs::IpvsSource::new(
             sources::ipvs::Config {
@@ -92,7 +117,7 @@ pub fn build_registry(args: &cli::ServeArgs) -> Result<registry::Registry, Start
     if args.collectors.enabled("kubepodcpu") {
         reg.add(Arc::new(sources::sriov::KubePodCpuSource::new(sriov)));
     }
-    Ok(reg)
+    Ok((reg, hooks))
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -114,8 +139,10 @@ pub enum StartError {
 pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartError> {
     let allowed = sources::openflow::target::AllowList::parse(&args.ovs_allowed_targets)
         .map_err(StartError::Config)?;
+    let (registry, shutdown) = build_registry(args)?;
     Ok(Arc::new(server::AppState {
-        registry: build_registry(args)?,
+        registry,
+        shutdown,
         scrape_timeout: args.scrape_timeout,
         allowed_targets: allowed,
         target_port: args.ovs_target_port,
@@ -148,12 +175,15 @@ pub async fn serve_on(
         address = %listener.local_addr().map_err(StartError::Serve)?,
         "starting dataplane-collector"
     );
-    axum::serve(listener, server::router(state))
+    let result = axum::serve(listener, server::router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(StartError::Serve)?;
+        .map_err(StartError::Serve);
+    for hook in &state.shutdown {
+        hook();
+    }
     tracing::info!("stopped");
-    Ok(())
+    result
 }
 
 async fn shutdown_signal() {

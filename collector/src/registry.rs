@@ -213,6 +213,11 @@ pub const SOURCES: &[SourceInfo] = &[
         default_enabled: true,
     },
     SourceInfo {
+        name: "ebpf",
+        help: "eBPF counters: per-port and per-flow traffic at the OVS vports (TC), kernel datapath upcalls and IPVS connections (kprobes)",
+        default_enabled: true,
+    },
+    SourceInfo {
         name: "ipvs",
         help: "IPVS virtual services and real servers (generic netlink)",
         default_enabled: true,

@@ -22,6 +22,8 @@ use tokio::sync::{Semaphore, mpsc};
 /// What the HTTP handlers share.
 pub struct AppState {
     pub registry: Registry,
+    /// Run once when the server stops.
+    pub shutdown: Vec<crate::ShutdownHook>,
     pub scrape_timeout: Duration,
     pub allowed_targets: AllowList,
     pub target_port: u16,

@@ -105,6 +105,65 @@ pub fn format_instructions(data: &[u8], s: &mut String) -> Result<(), DecodeErro
     Ok(())
 }
 
+/// The tables a flow's instructions send packets on to, in execution order: `resubmit` to a
+/// table (in the apply-actions) and then `goto_table`. `resubmit` without a table resubmits to
+/// `current` (with another in_port, which classification does not follow).
+pub fn next_tables(data: &[u8], current: u8) -> Result<Vec<u8>, DecodeError> {
+    let mut r = Reader::new(data);
+    let mut out = Vec::new();
+    let mut goto = None;
+    while !r.is_empty() {
+        let at = r.offset();
+        let kind = r.u16("instruction type")?;
+        let len = r.u16("instruction length")? as usize;
+        if len < 4 {
+            return Err(DecodeError::BadLength {
+                what: "instruction",
+                offset: at,
+                len,
+                reason: "shorter than its header",
+            });
+        }
+        let mut body = r.sub(len - 4, "instruction body")?;
+        match kind {
+            instruction::GOTO_TABLE => goto = Some(body.u8("goto_table id")?),
+            instruction::APPLY_ACTIONS => {
+                body.skip(4, "apply_actions pad")?;
+                while !body.is_empty() {
+                    let aat = body.offset();
+                    let akind = body.u16("action type")?;
+                    let alen = body.u16("action length")? as usize;
+                    if alen < 8 || !alen.is_multiple_of(8) {
+                        return Err(DecodeError::BadLength {
+                            what: "action",
+                            offset: aat,
+                            len: alen,
+                            reason: "actions are a multiple of 8 bytes, at least 8",
+                        });
+                    }
+                    let mut a = body.sub(alen - 4, "action body")?;
+                    if akind == 0xffff
+                        && a.u32("experimenter")? == experimenter::NICIRA
+                        && matches!(
+                            a.u16("subtype")?,
+                            nx::RESUBMIT_TABLE | nx::RESUBMIT_TABLE_CT
+                        )
+                    {
+                        let _in_port = a.u16("resubmit port")?;
+                        let table = a.u8("resubmit table")?;
+                        out.push(if table == 255 { current } else { table });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out.extend(goto);
+    // A resubmit to its own table would loop: not followed.
+    out.retain(|&t| t != current);
+    Ok(out)
+}
+
 /// Writes an action list (a group bucket's actions, say), comma-separated; empty is `drop`.
 pub fn format_actions(data: &[u8], s: &mut String) -> Result<(), DecodeError> {
     let start = s.len();
@@ -768,6 +827,17 @@ mod tests {
             fmt(&[apply(&[ct])]),
             "ct(commit,table=4,zone=7,nat(src=10.0.0.1-10.0.0.9:1000-2000),exec(set_field:0x1->ct_mark))"
         );
+    }
+
+    #[test]
+    fn next_tables_follow_resubmit_then_goto() {
+        let r1 = nx_action(nx::RESUBMIT_TABLE, &[0xff, 0xf8, 3, 0, 0, 0]);
+        let out = action(0, &[0, 0, 0, 2, 0, 0]);
+        let r2 = nx_action(nx::RESUBMIT_TABLE, &[0xff, 0xf8, 4, 0, 0, 0]);
+        let goto = instruction(instruction::GOTO_TABLE, &[5, 0, 0, 0]);
+        let data = [apply(&[r1, out, r2]), goto].concat();
+        assert_eq!(next_tables(&data, 1), Ok(vec![3, 4, 5]));
+        assert_eq!(next_tables(&[], 0), Ok(vec![]));
     }
 
     #[test]

@@ -715,61 +715,18 @@ impl FlowDecoder {
     /// Decodes every `ofp_flow_stats` in one multipart reply body. On error, the entries
     /// decoded before it stay in `out`.
     pub fn decode(&mut self, body: &[u8], out: &mut FlowTable) -> Result<(), DecodeError> {
-        const FIXED: usize = 48;
-        let mut r = Reader::new(body);
-        while !r.is_empty() {
-            let at = r.offset();
-            let len = r.peek_u16("flow stats length")? as usize;
-            check_entry_len("ofp_flow_stats", at, len, FIXED + 8)?;
-            let mut e = r.sub(len, "ofp_flow_stats")?;
-            e.skip(2, "length")?;
-            let table_id = e.u8("table_id")?;
-            e.skip(1, "pad")?;
-            let duration_sec = e.u32("duration_sec")?;
-            let duration_nsec = e.u32("duration_nsec")?;
-            let priority = e.u16("priority")?;
-            let idle_timeout = e.u16("idle_timeout")?;
-            let hard_timeout = e.u16("hard_timeout")?;
-            let flags = e.u16("flags")?;
-            e.skip(4, "pad")?;
-            let cookie = e.u64("cookie")?;
-            let packets = e.u64("packet_count")?;
-            let bytes = e.u64("byte_count")?;
-
-            let mat = e.offset();
-            let match_type = e.u16("match type")?;
-            let match_len = e.u16("match length")? as usize;
-            if match_type != 1 {
-                return Err(DecodeError::Invalid {
-                    what: "match type",
-                    offset: mat,
-                    detail: format!("{match_type} is not OXM (1)"),
-                });
-            }
-            if match_len < 4 {
-                return Err(DecodeError::BadLength {
-                    what: "ofp_match",
-                    offset: mat,
-                    len: match_len,
-                    reason: "shorter than its header",
-                });
-            }
-            let mut oxms = e.sub(match_len - 4, "match fields")?;
-            let padded = match_len.div_ceil(8) * 8;
-            e.skip(padded - match_len, "match padding")?;
-            self.fields.clear();
-            oxm::decode_oxms_reader(&mut oxms, &mut self.fields)?;
-
+        let with_actions = self.with_actions;
+        let fields = &mut self.fields;
+        for_each_flow_entry(body, fields, |h, fields, instructions| {
             // Write straight into the pool; roll back if the actions turn out malformed.
             let mark = out.text.len();
-            format::format_match(&self.fields, &mut out.text);
+            format::format_match(fields, &mut out.text);
             let match_span = TextSpan {
                 start: mark as u32,
                 len: (out.text.len() - mark) as u32,
             };
-            let actions_span = if self.with_actions {
+            let actions_span = if with_actions {
                 let start = out.text.len();
-                let instructions = e.bytes(e.remaining(), "instructions")?;
                 if let Err(err) = actions::format_instructions(instructions, &mut out.text) {
                     out.text.truncate(mark);
                     return Err(err);
@@ -782,22 +739,140 @@ impl FlowDecoder {
                 None
             };
             out.entries.push(FlowStats {
-                table_id,
-                priority,
-                idle_timeout,
-                hard_timeout,
-                flags,
-                cookie,
-                packets,
-                bytes,
-                duration_sec,
-                duration_nsec,
+                table_id: h.table_id,
+                priority: h.priority,
+                idle_timeout: h.idle_timeout,
+                hard_timeout: h.hard_timeout,
+                flags: h.flags,
+                cookie: h.cookie,
+                packets: h.packets,
+                bytes: h.bytes,
+                duration_sec: h.duration_sec,
+                duration_nsec: h.duration_nsec,
                 match_span,
                 actions_span,
             });
-        }
-        Ok(())
+            Ok(())
+        })
     }
+}
+
+/// The fixed part of an `ofp_flow_stats`.
+struct EntryHeader {
+    table_id: u8,
+    priority: u16,
+    idle_timeout: u16,
+    hard_timeout: u16,
+    flags: u16,
+    cookie: u64,
+    packets: u64,
+    bytes: u64,
+    duration_sec: u32,
+    duration_nsec: u32,
+}
+
+/// Walks the `ofp_flow_stats` entries of a body: decodes each match into `fields` and hands
+/// it, with the entry's header and raw instructions, to `f`.
+fn for_each_flow_entry(
+    body: &[u8],
+    fields: &mut oxm::MatchFields,
+    mut f: impl FnMut(&EntryHeader, &oxm::MatchFields, &[u8]) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    const FIXED: usize = 48;
+    let mut r = Reader::new(body);
+    while !r.is_empty() {
+        let at = r.offset();
+        let len = r.peek_u16("flow stats length")? as usize;
+        check_entry_len("ofp_flow_stats", at, len, FIXED + 8)?;
+        let mut e = r.sub(len, "ofp_flow_stats")?;
+        e.skip(2, "length")?;
+        let table_id = e.u8("table_id")?;
+        e.skip(1, "pad")?;
+        let duration_sec = e.u32("duration_sec")?;
+        let duration_nsec = e.u32("duration_nsec")?;
+        let priority = e.u16("priority")?;
+        let idle_timeout = e.u16("idle_timeout")?;
+        let hard_timeout = e.u16("hard_timeout")?;
+        let flags = e.u16("flags")?;
+        e.skip(4, "pad")?;
+        let cookie = e.u64("cookie")?;
+        let packets = e.u64("packet_count")?;
+        let bytes = e.u64("byte_count")?;
+        let header = EntryHeader {
+            table_id,
+            priority,
+            idle_timeout,
+            hard_timeout,
+            flags,
+            cookie,
+            packets,
+            bytes,
+            duration_sec,
+            duration_nsec,
+        };
+
+        let mat = e.offset();
+        let match_type = e.u16("match type")?;
+        let match_len = e.u16("match length")? as usize;
+        if match_type != 1 {
+            return Err(DecodeError::Invalid {
+                what: "match type",
+                offset: mat,
+                detail: format!("{match_type} is not OXM (1)"),
+            });
+        }
+        if match_len < 4 {
+            return Err(DecodeError::BadLength {
+                what: "ofp_match",
+                offset: mat,
+                len: match_len,
+                reason: "shorter than its header",
+            });
+        }
+        let mut oxms = e.sub(match_len - 4, "match fields")?;
+        let padded = match_len.div_ceil(8) * 8;
+        e.skip(padded - match_len, "match padding")?;
+        fields.clear();
+        oxm::decode_oxms_reader(&mut oxms, fields)?;
+        let instructions = e.bytes(e.remaining(), "instructions")?;
+        f(&header, fields, instructions)?;
+    }
+    Ok(())
+}
+
+/// A flow entry reduced to what packet classification needs: where it is, what it matches,
+/// and which tables it sends packets on to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRule {
+    pub table_id: u8,
+    pub priority: u16,
+    pub cookie: u64,
+    /// Every matched field: (field, value, mask).
+    pub fields: Vec<(oxm::Field, u128, u128)>,
+    /// Fields we could not decode (the rule cannot be evaluated).
+    pub unknown_fields: bool,
+    /// Tables the packet continues in unconditionally, in order: `resubmit(,N)` in the
+    /// apply-actions, then `goto_table`.
+    pub next_tables: Vec<u8>,
+}
+
+/// Decodes flow-stats bodies into [`FlowRule`]s.
+pub fn decode_flow_rules(body: &[u8], out: &mut Vec<FlowRule>) -> Result<(), DecodeError> {
+    let mut fields = oxm::MatchFields::default();
+    for_each_flow_entry(body, &mut fields, |h, fields, instructions| {
+        out.push(FlowRule {
+            table_id: h.table_id,
+            priority: h.priority,
+            cookie: h.cookie,
+            fields: oxm::Field::ALL
+                .iter()
+                .filter_map(|&f| fields.get(f).map(|(v, m)| (f, v, m)))
+                .collect(),
+            unknown_fields: !fields.unknown.is_empty(),
+            next_tables: actions::next_tables(instructions, h.table_id)?,
+        });
+        Ok(())
+    })
 }
 
 #[cfg(test)]

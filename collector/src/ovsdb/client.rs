@@ -109,6 +109,11 @@ impl Handle {
         &self.endpoint
     }
 
+    /// Completes at the next change of state (rows or connection).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
     /// The latest state, without waiting.
     pub fn state(&self) -> Arc<State> {
         match self.state.read() {

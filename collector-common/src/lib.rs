@@ -1,0 +1,166 @@
+//! Types shared by the eBPF programs (`collector-ebpf`, kernel side) and the daemon (user side):
+//! map keys and values, ring-buffer events and configuration. Every type is `#[repr(C)]` with
+//! explicit padding fields (no implicit padding: the verifier and `bytemuck::Pod` both care), and
+//! `Pod` on both sides; the daemon's `aya::Pod` impls come with the `user` feature.
+
+#![no_std]
+
+use bytemuck::{Pod, Zeroable};
+
+/// Traffic direction, as seen from the switch port: `INGRESS` is what the port receives (a
+/// pod's egress traffic enters the switch here).
+pub const DIR_INGRESS: u8 = 0;
+pub const DIR_EGRESS: u8 = 1;
+
+/// Per-port counters key: the netdev's ifindex and the direction.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct PortKey {
+    pub ifindex: u32,
+    pub direction: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Packets and bytes (bytes as the netdev counts them: from the Ethernet header).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Address family of a flow key.
+pub const FAMILY_IPV4: u8 = 4;
+pub const FAMILY_IPV6: u8 = 6;
+
+/// A 5-tuple on a port, in a direction. IPv4 addresses occupy the first 4 bytes of `src`/`dst`
+/// (the rest zero); ports are in host byte order; ICMP puts type and code in `src_port` and
+/// `dst_port`; `vlan` is the outermost VLAN ID (0 for untagged).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct FlowKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub protocol: u8,
+    pub family: u8,
+    pub direction: u8,
+    pub _pad: [u8; 3],
+}
+
+/// A flow's counters (per CPU in the map; the daemon sums them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FlowCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    /// `bpf_ktime_get_ns()` of the first and last packet seen on this CPU.
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+/// Ring-buffer event kinds.
+pub const EVENT_FLOW_START: u32 = 1;
+/// A TCP segment with FIN or RST: the flow is ending.
+pub const EVENT_FLOW_END: u32 = 2;
+
+/// A flow event pushed to the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FlowEvent {
+    pub key: FlowKey,
+    pub kind: u32,
+    pub _pad: u32,
+    pub ts_ns: u64,
+}
+
+/// Settings the daemon writes into the `CONFIG` array before traffic is counted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Config {
+    /// 1 to keep per-flow counters (else per-port only).
+    pub flows: u32,
+    /// 1 to push flow start/end events.
+    pub events: u32,
+}
+
+/// Per-vport counters of the kernel datapath hooks (kprobes on `ovs_vport_receive` and
+/// `ovs_dp_upcall`), keyed by the vport's netdev ifindex.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct VportCounters {
+    pub received: u64,
+    pub upcalls: u64,
+}
+
+/// Field offsets the kprobe programs need, read by the daemon from the running kernel's BTF
+/// (`/sys/kernel/btf/vmlinux` and the modules' BTF), so one object fits every kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct KernelOffsets {
+    /// `sk_buff.dev`, `net_device.ifindex`, `sk_buff.len`.
+    pub skb_dev: u32,
+    pub dev_ifindex: u32,
+    pub skb_len: u32,
+    /// `ip_vs_conn_param.vaddr`, `.vport`, `.protocol`, `.af`.
+    pub ipvs_param_vaddr: u32,
+    pub ipvs_param_vport: u32,
+    pub ipvs_param_protocol: u32,
+    pub ipvs_param_af: u32,
+    /// 1 when the IPVS offsets are valid.
+    pub ipvs_valid: u32,
+}
+
+/// A new IPVS connection's service and real server.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct IpvsConnKey {
+    pub vaddr: [u8; 16],
+    pub daddr: [u8; 16],
+    /// Host byte order.
+    pub vport: u16,
+    pub dport: u16,
+    pub protocol: u16,
+    /// AF_INET (2) or AF_INET6 (10), of the service and of the destination.
+    pub af: u8,
+    pub dest_af: u8,
+}
+
+#[cfg(feature = "user")]
+#[expect(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
+mod user {
+    use super::*;
+    // SAFETY (all): the types are `#[repr(C)]`, `Copy`, without implicit padding, and valid for
+    // every bit pattern; `bytemuck::Pod` checks the same at compile time.
+    unsafe impl aya::Pod for PortKey {}
+    unsafe impl aya::Pod for Counters {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FlowCounters {}
+    unsafe impl aya::Pod for FlowEvent {}
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for VportCounters {}
+    unsafe impl aya::Pod for KernelOffsets {}
+    unsafe impl aya::Pod for IpvsConnKey {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        // bytemuck's derive already refuses padding; the sizes are part of the ABI.
+        assert_eq!(size_of::<PortKey>(), 8);
+        assert_eq!(size_of::<Counters>(), 16);
+        assert_eq!(size_of::<FlowKey>(), 48);
+        assert_eq!(size_of::<FlowCounters>(), 32);
+        assert_eq!(size_of::<FlowEvent>(), 64);
+        assert_eq!(size_of::<Config>(), 8);
+        assert_eq!(size_of::<KernelOffsets>(), 32);
+        assert_eq!(size_of::<IpvsConnKey>(), 40);
+    }
+}

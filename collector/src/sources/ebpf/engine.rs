@@ -1,0 +1,745 @@
+//! The loaded programs and their maps: load once, attach to every OVS vport netdev as vports
+//! come and go, read the maps at scrape time, retire idle flows into per-port totals, and
+//! detach everything on shutdown (unless pinned).
+
+use super::btf::Btf;
+use super::{Config, EbpfError, PortTraffic};
+use aya::maps::{Array, MapData, PerCpuHashMap, RingBuf};
+use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachOptions};
+use aya::programs::{KProbe, LinkOrder, SchedClassifier, TcAttachType};
+use aya::{Ebpf, EbpfLoader};
+use collector_common::{
+    Config as ProgConfig, Counters, DIR_EGRESS, DIR_INGRESS, EVENT_FLOW_END, EVENT_FLOW_START,
+    FlowCounters, FlowEvent, FlowKey, IpvsConnKey, KernelOffsets, PortKey, VportCounters,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The eBPF object, built by `cargo xtask build-ebpf` and embedded at compile time (empty when
+/// the daemon was built without it).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/collector-ebpf.o"));
+
+/// How programs get attached to a netdev's TC hooks on this kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// BPF links on TCX (Linux 6.6+): no qdisc, pinnable, coexists with other programs.
+    Tcx,
+    /// Filters on a clsact qdisc over netlink.
+    Clsact,
+}
+
+#[derive(Debug)]
+struct Attached {
+    ifindex: u32,
+    ingress: Option<SchedClassifierLinkId>,
+    egress: Option<SchedClassifierLinkId>,
+    /// TCX links pinned under `--ebpf.pin-path` (they outlive the daemon).
+    pins: Vec<PathBuf>,
+}
+
+struct Loaded {
+    ebpf: Ebpf,
+    mode: Option<AttachMode>,
+    ingress_prog: &'static str,
+    egress_prog: &'static str,
+    attached: BTreeMap<String, Attached>,
+    kprobes: Vec<String>,
+    pin_dir: Option<PathBuf>,
+}
+
+/// Counters of flows the daemon took out of the map (idle or ended), per (ifindex, direction).
+#[derive(Debug, Default, Clone)]
+pub struct Retired {
+    pub totals: HashMap<(u32, u8), Counters>,
+}
+
+/// Flow lifecycle events seen on the ring buffer, per ifindex: (started, ended).
+pub type FlowEvents = HashMap<u32, (u64, u64)>;
+
+pub struct Engine {
+    loaded: Mutex<Option<Loaded>>,
+    /// Why nothing is loaded (no object, no permission, old kernel…).
+    unavailable: Mutex<Option<String>>,
+    pub(super) retired: Mutex<Retired>,
+    pub(super) events: Mutex<FlowEvents>,
+    cfg: Config,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock `bpf_ktime_get_coarse_ns()` reads.
+#[expect(unsafe_code, reason = "clock_gettime fills a struct we own")]
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The ifindex of a netdev in our network namespace.
+pub fn ifindex(name: &str) -> Option<u32> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// The name of a netdev in our network namespace, by ifindex (or the number).
+pub fn ifname(ifindex: u32) -> String {
+    std::fs::read_dir("/sys/class/net")
+        .ok()
+        .and_then(|dir| {
+            dir.filter_map(Result::ok).find_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (ifindex_of(&name) == Some(ifindex)).then_some(name)
+            })
+        })
+        .unwrap_or_else(|| ifindex.to_string())
+}
+
+fn ifindex_of(name: &str) -> Option<u32> {
+    ifindex(name)
+}
+
+/// Offsets for the kprobes from the kernel's BTF (and the ip_vs module's, if loaded).
+pub fn kernel_offsets() -> Result<KernelOffsets, String> {
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux")
+        .map_err(|e| format!("no kernel BTF (/sys/kernel/btf/vmlinux): {e}"))?;
+    let base = Btf::parse(&vmlinux, None).map_err(|e| format!("kernel BTF: {e}"))?;
+    let need = |btf: &Btf, s: &str, m: &str| {
+        btf.member_offset(s, m)
+            .ok_or_else(|| format!("kernel BTF has no {s}.{m}"))
+    };
+    let mut o = KernelOffsets {
+        skb_dev: need(&base, "sk_buff", "dev")?,
+        dev_ifindex: need(&base, "net_device", "ifindex")?,
+        skb_len: need(&base, "sk_buff", "len")?,
+        ..KernelOffsets::default()
+    };
+    if let Ok(module) = std::fs::read("/sys/kernel/btf/ip_vs")
+        && let Ok(ipvs) = Btf::parse(&module, Some(&base))
+        && let (Ok(vaddr), Ok(vport), Ok(proto), Ok(af)) = (
+            need(&ipvs, "ip_vs_conn_param", "vaddr"),
+            need(&ipvs, "ip_vs_conn_param", "vport"),
+            need(&ipvs, "ip_vs_conn_param", "protocol"),
+            need(&ipvs, "ip_vs_conn_param", "af"),
+        )
+    {
+        o.ipvs_param_vaddr = vaddr;
+        o.ipvs_param_vport = vport;
+        o.ipvs_param_protocol = proto;
+        o.ipvs_param_af = af;
+        o.ipvs_valid = 1;
+    }
+    Ok(o)
+}
+
+/// Every problem attaching or reading, with the interface or map it concerns.
+fn err(what: impl Into<String>, e: impl std::fmt::Display) -> EbpfError {
+    EbpfError::Kernel {
+        what: what.into(),
+        reason: e.to_string(),
+    }
+}
+
+impl Engine {
+    /// Loads the programs (not yet attached anywhere).
+    pub fn load(cfg: Config) -> Arc<Engine> {
+        let engine = Engine {
+            loaded: Mutex::new(None),
+            unavailable: Mutex::new(None),
+            retired: Mutex::new(Retired::default()),
+            events: Mutex::new(FlowEvents::new()),
+            cfg,
+        };
+        match engine.try_load() {
+            Ok(l) => *lock(&engine.loaded) = Some(l),
+            Err(e) => {
+                tracing::info!(reason = %e, "eBPF programs not loaded");
+                *lock(&engine.unavailable) = Some(e);
+            }
+        }
+        Arc::new(engine)
+    }
+
+    fn try_load(&self) -> Result<Loaded, String> {
+        if OBJECT.is_empty() {
+            return Err(
+                "built without the eBPF programs (run `cargo xtask build-ebpf`, then rebuild)"
+                    .to_owned(),
+            );
+        }
+        let mut loader = EbpfLoader::new();
+        loader.map_max_entries("FLOWS", self.cfg.max_flows.max(1024));
+        let pins: Vec<(&'static str, PathBuf)> = match &self.cfg.pin_path {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("--ebpf.pin-path {}: {e}", dir.display()))?;
+                ["PORTS", "FLOWS", "VPORTS", "IPVS_CONNS"]
+                    .iter()
+                    .map(|m| (*m, dir.join(m)))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        for (name, path) in &pins {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader
+            .load(OBJECT)
+            .map_err(|e| format!("loading the eBPF object: {e}"))?;
+        let prog_cfg = ProgConfig {
+            flows: u32::from(self.cfg.flows),
+            events: u32::from(self.cfg.flows),
+        };
+        if let Some(m) = ebpf.map_mut("CONFIG") {
+            let mut a: Array<&mut MapData, ProgConfig> =
+                Array::try_from(m).map_err(|e| format!("CONFIG map: {e}"))?;
+            a.set(0, prog_cfg, 0)
+                .map_err(|e| format!("CONFIG map: {e}"))?;
+        }
+        let (ingress_prog, egress_prog) = if self.cfg.flows {
+            ("flow_ingress", "flow_egress")
+        } else {
+            ("port_ingress", "port_egress")
+        };
+        for name in [ingress_prog, egress_prog] {
+            let p: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| format!("program {name} missing from the object"))?
+                .try_into()
+                .map_err(|e| format!("program {name}: {e}"))?;
+            p.load().map_err(|e| format!("loading {name}: {e}"))?;
+        }
+        let mut loaded = Loaded {
+            ebpf,
+            mode: None,
+            ingress_prog,
+            egress_prog,
+            attached: BTreeMap::new(),
+            kprobes: Vec::new(),
+            pin_dir: self.cfg.pin_path.as_ref().map(|p| p.join("links")),
+        };
+        self.attach_kprobes(&mut loaded);
+        Ok(loaded)
+    }
+
+    /// Kernel-datapath and IPVS hooks, each only where the kernel has it.
+    fn attach_kprobes(&self, l: &mut Loaded) {
+        let offsets = match kernel_offsets() {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::info!(reason = %e, "kprobes not attached");
+                return;
+            }
+        };
+        if let Some(m) = l.ebpf.map_mut("OFFSETS")
+            && let Ok(mut a) = Array::<&mut MapData, KernelOffsets>::try_from(m)
+        {
+            let _ = a.set(0, offsets, 0);
+        }
+        for (prog, symbol, module) in [
+            ("ovs_vport_receive", "ovs_vport_receive", "openvswitch"),
+            ("ovs_dp_upcall", "ovs_dp_upcall", "openvswitch"),
+            ("ip_vs_conn_new", "ip_vs_conn_new", "ip_vs"),
+        ] {
+            if !Path::new("/sys/module").join(module).exists() {
+                tracing::debug!(hook = prog, "module {module} not loaded: hook unavailable");
+                continue;
+            }
+            if prog == "ip_vs_conn_new" && offsets.ipvs_valid == 0 {
+                tracing::info!(hook = prog, "no BTF for ip_vs: hook unavailable");
+                continue;
+            }
+            let result = (|| -> Result<(), String> {
+                let p: &mut KProbe = l
+                    .ebpf
+                    .program_mut(prog)
+                    .ok_or("missing from the object")?
+                    .try_into()
+                    .map_err(|e| format!("{e}"))?;
+                p.load().map_err(|e| format!("load: {e}"))?;
+                let link = p.attach(symbol, 0).map_err(|e| format!("attach: {e}"))?;
+                // Keep it attached for the daemon's life.
+                let _ = link;
+                Ok(())
+            })();
+            match result {
+                Ok(()) => {
+                    tracing::info!(hook = prog, "kprobe attached");
+                    l.kprobes.push(prog.to_owned());
+                }
+                Err(e) => tracing::info!(hook = prog, reason = %e, "kprobe unavailable"),
+            }
+        }
+    }
+
+    /// Why the programs are not loaded, if they are not.
+    pub fn unavailable(&self) -> Option<String> {
+        lock(&self.unavailable).clone()
+    }
+
+    pub fn mode(&self) -> Option<AttachMode> {
+        lock(&self.loaded).as_ref().and_then(|l| l.mode)
+    }
+
+    pub fn kprobes(&self) -> Vec<String> {
+        lock(&self.loaded)
+            .as_ref()
+            .map(|l| l.kprobes.clone())
+            .unwrap_or_default()
+    }
+
+    /// Netdev names currently attached, with their ifindex.
+    pub fn attached(&self) -> BTreeMap<String, u32> {
+        lock(&self.loaded)
+            .as_ref()
+            .map(|l| {
+                l.attached
+                    .iter()
+                    .map(|(n, a)| (n.clone(), a.ifindex))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Attaches to every netdev in `want` not yet attached (or whose ifindex changed), and
+    /// detaches from the rest, dropping their map entries. Returns errors per interface.
+    pub fn reconcile(&self, want: &BTreeMap<String, u32>) -> Vec<String> {
+        let mut guard = lock(&self.loaded);
+        let Some(l) = guard.as_mut() else {
+            return Vec::new();
+        };
+        let mut errors = Vec::new();
+        let stale: Vec<(String, u32)> = l
+            .attached
+            .iter()
+            .filter(|(name, a)| want.get(*name) != Some(&a.ifindex))
+            .map(|(n, a)| (n.clone(), a.ifindex))
+            .collect();
+        for (name, ifindex) in stale {
+            if let Some(a) = l.attached.remove(&name) {
+                detach(l, &name, a);
+            }
+            forget_ifindex(l, ifindex);
+            tracing::debug!(interface = %name, ifindex, "detached");
+        }
+        for (name, &ifindex) in want {
+            if l.attached.contains_key(name) {
+                continue;
+            }
+            // A new netdev starts from zero even if its ifindex was used before.
+            forget_ifindex(l, ifindex);
+            match attach(l, name) {
+                Ok(a) => {
+                    tracing::debug!(interface = %name, ifindex, "attached");
+                    l.attached.insert(name.clone(), Attached { ifindex, ..a });
+                }
+                Err(e) => errors.push(format!("{name}: {e}")),
+            }
+        }
+        errors
+    }
+
+    /// Detaches everything (unless `--ebpf.pin-path` keeps it) and unloads.
+    pub fn shutdown(&self) {
+        let mut guard = lock(&self.loaded);
+        if let Some(mut l) = guard.take() {
+            if self.cfg.pin_path.is_some() {
+                // Pinned maps and TCX links stay (the next run picks them up); clsact
+                // filters, which cannot be pinned, go with the programs.
+                l.attached.clear();
+                drop(l);
+                tracing::info!("eBPF unloaded; pinned maps and links left in place");
+                return;
+            }
+            let names: Vec<String> = l.attached.keys().cloned().collect();
+            for name in names {
+                if let Some(a) = l.attached.remove(&name) {
+                    detach(&mut l, &name, a);
+                }
+            }
+            drop(l);
+            tracing::info!("eBPF programs detached and unloaded");
+        }
+    }
+
+    /// Per-port counters, summed over CPUs.
+    pub fn ports(&self) -> Result<HashMap<(u32, u8), Counters>, EbpfError> {
+        let guard = lock(&self.loaded);
+        let l = guard
+            .as_ref()
+            .ok_or_else(|| err("programs", "not loaded"))?;
+        let map = l.ebpf.map("PORTS").ok_or_else(|| err("PORTS", "missing"))?;
+        let map: PerCpuHashMap<&MapData, PortKey, Counters> =
+            PerCpuHashMap::try_from(map).map_err(|e| err("PORTS", e))?;
+        let mut out = HashMap::new();
+        for item in map.iter() {
+            let (k, values) = item.map_err(|e| err("PORTS", e))?;
+            let c = values.iter().fold(Counters::default(), |a, v| Counters {
+                packets: a.packets + v.packets,
+                bytes: a.bytes + v.bytes,
+            });
+            out.insert((k.ifindex, k.direction), c);
+        }
+        Ok(out)
+    }
+
+    /// Live flows, summed over CPUs.
+    pub fn flows(&self) -> Result<Vec<(FlowKey, FlowCounters)>, EbpfError> {
+        let guard = lock(&self.loaded);
+        let l = guard
+            .as_ref()
+            .ok_or_else(|| err("programs", "not loaded"))?;
+        read_flows(&l.ebpf)
+    }
+
+    /// Kernel-datapath counters per vport ifindex.
+    pub fn vports(&self) -> Result<HashMap<u32, VportCounters>, EbpfError> {
+        let guard = lock(&self.loaded);
+        let l = guard
+            .as_ref()
+            .ok_or_else(|| err("programs", "not loaded"))?;
+        let map = l
+            .ebpf
+            .map("VPORTS")
+            .ok_or_else(|| err("VPORTS", "missing"))?;
+        let map: PerCpuHashMap<&MapData, u32, VportCounters> =
+            PerCpuHashMap::try_from(map).map_err(|e| err("VPORTS", e))?;
+        let mut out = HashMap::new();
+        for item in map.iter() {
+            let (k, values) = item.map_err(|e| err("VPORTS", e))?;
+            let c = values
+                .iter()
+                .fold(VportCounters::default(), |a, v| VportCounters {
+                    received: a.received + v.received,
+                    upcalls: a.upcalls + v.upcalls,
+                });
+            out.insert(k, c);
+        }
+        Ok(out)
+    }
+
+    /// New IPVS connections per (service, real server).
+    pub fn ipvs_conns(&self) -> Result<Vec<(IpvsConnKey, u64)>, EbpfError> {
+        let guard = lock(&self.loaded);
+        let l = guard
+            .as_ref()
+            .ok_or_else(|| err("programs", "not loaded"))?;
+        let map = l
+            .ebpf
+            .map("IPVS_CONNS")
+            .ok_or_else(|| err("IPVS_CONNS", "missing"))?;
+        let map: PerCpuHashMap<&MapData, IpvsConnKey, u64> =
+            PerCpuHashMap::try_from(map).map_err(|e| err("IPVS_CONNS", e))?;
+        let mut out = Vec::new();
+        for item in map.iter() {
+            let (k, values) = item.map_err(|e| err("IPVS_CONNS", e))?;
+            out.push((k, values.iter().sum()));
+        }
+        Ok(out)
+    }
+
+    /// Moves flows idle longer than `idle` (or ended) out of the map into per-port totals, so
+    /// that neither the map's LRU eviction nor its size loses their counts.
+    pub fn retire_idle(&self, idle: Duration) -> Result<usize, EbpfError> {
+        let mut guard = lock(&self.loaded);
+        let l = guard
+            .as_mut()
+            .ok_or_else(|| err("programs", "not loaded"))?;
+        let now = monotonic_ns();
+        let cutoff = now.saturating_sub(idle.as_nanos() as u64);
+        let flows = read_flows(&l.ebpf)?;
+        let old: Vec<(FlowKey, FlowCounters)> = flows
+            .into_iter()
+            .filter(|(_, c)| c.last_ns < cutoff)
+            .collect();
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let map = l
+            .ebpf
+            .map_mut("FLOWS")
+            .ok_or_else(|| err("FLOWS", "missing"))?;
+        let mut map: PerCpuHashMap<&mut MapData, FlowKey, FlowCounters> =
+            PerCpuHashMap::try_from(map).map_err(|e| err("FLOWS", e))?;
+        let mut retired = lock(&self.retired);
+        let mut n = 0;
+        for (k, _) in old {
+            // Read again right before removing: counts between the scan and now are kept.
+            let Ok(values) = map.get(&k, 0) else { continue };
+            let c = sum_flow(&values);
+            if c.last_ns >= cutoff {
+                continue;
+            }
+            if map.remove(&k).is_ok() {
+                let e = retired.totals.entry((k.ifindex, k.direction)).or_default();
+                e.packets += c.packets;
+                e.bytes += c.bytes;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Takes the ring buffer out of the object, for the event reader.
+    pub fn take_events(&self) -> Option<RingBuf<aya::maps::MapData>> {
+        let mut guard = lock(&self.loaded);
+        let l = guard.as_mut()?;
+        let m = l.ebpf.take_map("EVENTS")?;
+        RingBuf::try_from(m).ok()
+    }
+
+    /// Counts one ring-buffer event.
+    pub fn record_event(&self, bytes: &[u8]) {
+        let Some(ev) = bytes
+            .get(..std::mem::size_of::<FlowEvent>())
+            .and_then(|b| bytemuck::try_pod_read_unaligned::<FlowEvent>(b).ok())
+        else {
+            return;
+        };
+        let mut events = lock(&self.events);
+        let e = events.entry(ev.key.ifindex).or_default();
+        match ev.kind {
+            EVENT_FLOW_START => e.0 += 1,
+            EVENT_FLOW_END => e.1 += 1,
+            _ => {}
+        }
+    }
+
+    /// Per-port traffic for the snapshot (counters from the map).
+    pub fn port_traffic(&self) -> Result<HashMap<u32, PortTraffic>, EbpfError> {
+        let mut out: HashMap<u32, PortTraffic> = HashMap::new();
+        for ((ifindex, dir), c) in self.ports()? {
+            let t = out.entry(ifindex).or_default();
+            match dir {
+                DIR_INGRESS => t.rx = c,
+                DIR_EGRESS => t.tx = c,
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+}
+
+fn sum_flow(values: &[FlowCounters]) -> FlowCounters {
+    values
+        .iter()
+        .fold(FlowCounters::default(), |a, v| FlowCounters {
+            packets: a.packets + v.packets,
+            bytes: a.bytes + v.bytes,
+            first_ns: match (a.first_ns, v.first_ns) {
+                (0, x) | (x, 0) => x,
+                (x, y) => x.min(y),
+            },
+            last_ns: a.last_ns.max(v.last_ns),
+        })
+}
+
+fn read_flows(ebpf: &Ebpf) -> Result<Vec<(FlowKey, FlowCounters)>, EbpfError> {
+    let map = ebpf.map("FLOWS").ok_or_else(|| err("FLOWS", "missing"))?;
+    let map: PerCpuHashMap<&MapData, FlowKey, FlowCounters> =
+        PerCpuHashMap::try_from(map).map_err(|e| err("FLOWS", e))?;
+    let mut out = Vec::new();
+    for item in map.iter() {
+        // An entry deleted between key and value lookups is skipped, not an error.
+        let Ok((k, values)) = item else { continue };
+        out.push((k, sum_flow(&values)));
+    }
+    Ok(out)
+}
+
+/// Removes every map entry of a netdev that went away (or a new one reusing its ifindex).
+fn forget_ifindex(l: &mut Loaded, ifindex: u32) {
+    if let Some(m) = l.ebpf.map_mut("PORTS")
+        && let Ok(mut map) = PerCpuHashMap::<&mut MapData, PortKey, Counters>::try_from(m)
+    {
+        for direction in [DIR_INGRESS, DIR_EGRESS] {
+            let _ = map.remove(&PortKey {
+                ifindex,
+                direction,
+                _pad: [0; 3],
+            });
+        }
+    }
+    if let Some(m) = l.ebpf.map_mut("FLOWS")
+        && let Ok(mut map) = PerCpuHashMap::<&mut MapData, FlowKey, FlowCounters>::try_from(m)
+    {
+        let keys: Vec<FlowKey> = map
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.ifindex == ifindex)
+            .collect();
+        for k in keys {
+            let _ = map.remove(&k);
+        }
+    }
+    if let Some(m) = l.ebpf.map_mut("VPORTS")
+        && let Ok(mut map) = PerCpuHashMap::<&mut MapData, u32, VportCounters>::try_from(m)
+    {
+        let _ = map.remove(&ifindex);
+    }
+}
+
+fn prog<'a>(l: &'a mut Loaded, name: &str) -> Result<&'a mut SchedClassifier, String> {
+    l.ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing"))?
+        .try_into()
+        .map_err(|e| format!("program {name}: {e}"))
+}
+
+/// Attaches both directions, finding out on the first interface whether TCX works here.
+fn attach(l: &mut Loaded, name: &str) -> Result<Attached, String> {
+    let modes: Vec<AttachMode> = match l.mode {
+        Some(m) => vec![m],
+        None => vec![AttachMode::Tcx, AttachMode::Clsact],
+    };
+    let mut last_err = String::new();
+    for mode in modes {
+        match attach_with(l, name, mode) {
+            Ok(a) => {
+                if l.mode.is_none() {
+                    tracing::info!(mode = ?mode, "TC attachment mode");
+                    l.mode = Some(mode);
+                }
+                return Ok(a);
+            }
+            Err(e) => last_err = format!("{mode:?}: {e}"),
+        }
+    }
+    Err(last_err)
+}
+
+fn attach_with(l: &mut Loaded, name: &str, mode: AttachMode) -> Result<Attached, String> {
+    if mode == AttachMode::Clsact {
+        // EEXIST is fine: the qdisc is already there.
+        if let Err(e) = tc::qdisc_add_clsact(name)
+            && !e.to_string().contains("exists")
+        {
+            return Err(format!("adding clsact: {e}"));
+        }
+    }
+    let options = || match mode {
+        AttachMode::Tcx => TcAttachOptions::TcxOrder(LinkOrder::default()),
+        AttachMode::Clsact => TcAttachOptions::Netlink(tc::NlOptions::default()),
+    };
+    let (ing, eg) = (l.ingress_prog, l.egress_prog);
+    if mode == AttachMode::Tcx
+        && let Some(dir) = l.pin_dir.clone()
+    {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut pins = Vec::new();
+        for (p, t, suffix) in [
+            (ing, TcAttachType::Ingress, "ingress"),
+            (eg, TcAttachType::Egress, "egress"),
+        ] {
+            let pin = dir.join(format!("{name}.{suffix}"));
+            attach_pinned(l, p, name, t, &pin)?;
+            pins.push(pin);
+        }
+        return Ok(Attached {
+            ifindex: 0,
+            ingress: None,
+            egress: None,
+            pins,
+        });
+    }
+    let ingress = prog(l, ing)?
+        .attach_with_options(name, TcAttachType::Ingress, options())
+        .map_err(|e| format!("ingress: {e}"))?;
+    let egress = match prog(l, eg)?.attach_with_options(name, TcAttachType::Egress, options()) {
+        Ok(id) => id,
+        Err(e) => {
+            if let Ok(p) = prog(l, ing) {
+                let _ = p.detach(ingress);
+            }
+            return Err(format!("egress: {e}"));
+        }
+    };
+    Ok(Attached {
+        ifindex: 0,
+        ingress: Some(ingress),
+        egress: Some(egress),
+        pins: Vec::new(),
+    })
+}
+
+/// A TCX link pinned at `pin`: an existing pin (from an earlier run) is updated to this
+/// program in place, so counting never stops across a restart or upgrade.
+fn attach_pinned(
+    l: &mut Loaded,
+    prog_name: &str,
+    name: &str,
+    t: TcAttachType,
+    pin: &Path,
+) -> Result<(), String> {
+    use aya::programs::links::{FdLink, PinnedLink};
+    use aya::programs::tc::SchedClassifierLink;
+    let p = prog(l, prog_name)?;
+    let existing = PinnedLink::from_pin(pin).ok();
+    let had_pin = existing.is_some();
+    let id = match existing {
+        Some(old) => {
+            let link = SchedClassifierLink::try_from(FdLink::from(old))
+                .map_err(|e| format!("pinned link {}: {e}", pin.display()))?;
+            p.attach_to_link(link)
+                .map_err(|e| format!("updating pinned link {}: {e}", pin.display()))?
+        }
+        None => p
+            .attach_with_options(name, t, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .map_err(|e| format!("{t:?}: {e}"))?,
+    };
+    let link = p.take_link(id).map_err(|e| e.to_string())?;
+    let fd = FdLink::try_from(link).map_err(|e| e.to_string())?;
+    if !had_pin {
+        fd.pin(pin)
+            .map_err(|e| format!("pinning {}: {e}", pin.display()))?;
+    }
+    Ok(())
+}
+
+fn detach(l: &mut Loaded, name: &str, a: Attached) {
+    for pin in &a.pins {
+        if let Ok(link) = aya::programs::links::PinnedLink::from_pin(pin) {
+            // Unpinned and dropped: the link goes.
+            let _ = link.unpin();
+        }
+        let _ = std::fs::remove_file(pin);
+    }
+    let (ing, eg) = (l.ingress_prog, l.egress_prog);
+    for (p, id) in [(ing, a.ingress), (eg, a.egress)] {
+        if let (Ok(p), Some(id)) = (prog(l, p), id) {
+            // The netdev may be gone already, taking its hooks with it.
+            if let Err(e) = p.detach(id) {
+                tracing::debug!(interface = %name, error = %e, "detach");
+            }
+        }
+    }
+}
+
+/// Which of `names` exist as netdevs here, with their ifindex.
+pub fn netdevs(names: &HashSet<String>) -> BTreeMap<String, u32> {
+    names
+        .iter()
+        .filter_map(|n| ifindex(n).map(|i| (n.clone(), i)))
+        .collect()
+}

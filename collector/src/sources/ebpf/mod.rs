@@ -1,0 +1,392 @@
+//! The `ebpf` source: counters from the project's own eBPF programs (`collector-ebpf`).
+//!
+//! - TC programs on every OVS vport netdev (the list comes from OVSDB), both directions:
+//!   per-port packets and bytes, and per-flow counters (5-tuple, port, direction) in an LRU map.
+//!   Programs attach when a vport appears and detach when it goes; everything is detached on
+//!   shutdown unless `--ebpf.pin-path` pins maps and links, so counters survive a restart.
+//! - Kprobes on the kernel datapath (`ovs_vport_receive`, `ovs_dp_upcall`) and IPVS
+//!   (`ip_vs_conn_new`), where the kernel has them.
+//!
+//! Flows idle past `--ebpf.flow-idle-timeout` are moved out of the map into per-port totals by
+//! a background task, so short flows are counted even if no scrape saw them.
+
+pub mod btf;
+pub mod classify;
+pub mod encode;
+pub mod engine;
+
+use crate::exposition::Writer;
+use crate::ovsdb::Handle;
+use crate::registry::{ScrapeRequest, Source, SourceError, Status};
+use crate::sources::ovsdb::attribution::{Attributor, PodRef};
+use collector_common::{Counters, FlowCounters, FlowKey, IpvsConnKey};
+use engine::Engine;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings, from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Count per flow (else per port only: cheaper).
+    pub flows: bool,
+    /// Size of the flow map (`--ebpf.max-flows`).
+    pub max_flows: u32,
+    /// Flows with series of their own (the most bytes); the rest are folded per port.
+    pub max_flow_series: usize,
+    /// Pin maps and links here (bpffs), so counters survive restarts.
+    pub pin_path: Option<PathBuf>,
+    /// Flows idle this long leave the map for the per-port totals.
+    pub idle_timeout: Duration,
+    /// Where the bridges' OpenFlow sockets are (for cookie classification).
+    pub rundir: PathBuf,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EbpfError {
+    #[error("eBPF unavailable: {reason}")]
+    Unavailable { reason: String },
+    #[error("{what}: {reason}")]
+    Kernel { what: String, reason: String },
+}
+
+impl SourceError for EbpfError {
+    fn is_unavailable(&self) -> bool {
+        matches!(self, EbpfError::Unavailable { .. })
+    }
+}
+
+/// A port's two directions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortTraffic {
+    /// What the port received (the pod sent).
+    pub rx: Counters,
+    /// What the port transmitted (the pod received).
+    pub tx: Counters,
+}
+
+/// Who a netdev is: its bridge, OVS port name and pod.
+#[derive(Debug, Clone, Default)]
+pub struct PortInfo {
+    pub bridge: String,
+    pub port: String,
+    pub ofport: Option<u16>,
+    pub pod: Option<PodRef>,
+}
+
+/// One flow with its series.
+#[derive(Debug, Clone)]
+pub struct FlowRow {
+    pub key: FlowKey,
+    pub counters: FlowCounters,
+    pub cookie: Option<u64>,
+}
+
+/// What one scrape read.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub ports: BTreeMap<u32, (PortInfo, PortTraffic)>,
+    pub flows: Vec<FlowRow>,
+    /// Per (ifindex, direction): flows without their own series (live past the limit, plus
+    /// retired ones).
+    pub folded: BTreeMap<(u32, u8), Counters>,
+    pub folded_live: u64,
+    pub active: BTreeMap<u32, u64>,
+    pub events: BTreeMap<u32, (u64, u64)>,
+    pub vports: BTreeMap<u32, collector_common::VportCounters>,
+    pub ipvs: Vec<(IpvsConnKey, u64)>,
+    pub hooks: Vec<(&'static str, bool)>,
+    pub mode: Option<engine::AttachMode>,
+}
+
+pub struct EbpfSource {
+    engine: Arc<Engine>,
+    ovsdb: Option<Arc<Handle>>,
+    attributor: Arc<Attributor>,
+    classifier: classify::Cache,
+}
+
+impl EbpfSource {
+    /// Loads the programs and starts the tasks that attach them and retire idle flows.
+    pub fn start(
+        cfg: Config,
+        ovsdb: Option<Arc<Handle>>,
+        attributor: Arc<Attributor>,
+    ) -> Arc<EbpfSource> {
+        let rundir = cfg.rundir.clone();
+        let idle = cfg.idle_timeout;
+        let engine = Engine::load(cfg);
+        if engine.unavailable().is_none() {
+            tokio::spawn(reconcile_loop(Arc::downgrade(&engine), ovsdb.clone()));
+            tokio::spawn(retire_loop(Arc::downgrade(&engine), idle));
+            if let Some(ring) = engine.take_events() {
+                tokio::spawn(event_loop(Arc::downgrade(&engine), ring));
+            }
+        }
+        Arc::new(EbpfSource {
+            engine,
+            ovsdb,
+            attributor,
+            classifier: classify::Cache::new(rundir),
+        })
+    }
+
+    /// Detaches and unloads (SIGTERM), unless pinned.
+    pub fn shutdown(&self) {
+        self.engine.shutdown();
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+/// The netdevs to attach to: every OVS interface that is a netdev in our namespace.
+fn wanted(replica: &crate::ovsdb::Replica) -> BTreeMap<String, u32> {
+    let names: HashSet<String> = replica
+        .interfaces()
+        .into_iter()
+        .filter(|v| matches!(v.iface.kind.as_str(), "" | "system" | "internal" | "tap"))
+        .map(|v| v.iface.name.clone())
+        .collect();
+    engine::netdevs(&names)
+}
+
+async fn reconcile_loop(engine: std::sync::Weak<Engine>, ovsdb: Option<Arc<Handle>>) {
+    let mut reported: HashSet<String> = HashSet::new();
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        if let Some(h) = &ovsdb {
+            let state = h.state();
+            // While the database is down, keep what is attached.
+            if state.connected {
+                let want = wanted(&state.replica);
+                let e2 = e.clone();
+                let errors = tokio::task::spawn_blocking(move || e2.reconcile(&want))
+                    .await
+                    .unwrap_or_default();
+                for err in errors {
+                    if reported.insert(err.clone()) {
+                        tracing::warn!(error = %err, "cannot attach eBPF programs");
+                    }
+                }
+            }
+        }
+        drop(e);
+        let wait = tokio::time::sleep(Duration::from_secs(2));
+        match &ovsdb {
+            Some(h) => {
+                tokio::select! {
+                    () = wait => {},
+                    () = h.changed() => {},
+                }
+            }
+            None => wait.await,
+        }
+    }
+}
+
+async fn retire_loop(engine: std::sync::Weak<Engine>, idle: Duration) {
+    let period = (idle / 4).clamp(Duration::from_millis(500), Duration::from_secs(5));
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(e) = engine.upgrade() else { return };
+        let r = tokio::task::spawn_blocking(move || e.retire_idle(idle)).await;
+        if let Ok(Err(err)) = r {
+            tracing::debug!(error = %err, "retiring idle flows");
+        }
+    }
+}
+
+#[expect(
+    unsafe_code,
+    reason = "AsyncFd::register's contract is about the fd's lifetime"
+)]
+async fn event_loop(engine: std::sync::Weak<Engine>, ring: aya::maps::RingBuf<aya::maps::MapData>) {
+    // SAFETY: the ring buffer owns its map fd, which stays open and the same for as long as
+    // the AsyncFd owns the ring buffer.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE)
+    };
+    let mut fd = match registered {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the flow event ring buffer");
+            return;
+        }
+    };
+    loop {
+        let Ok(mut guard) = fd.readable_mut().await else {
+            return;
+        };
+        let Some(e) = engine.upgrade() else { return };
+        let ring = guard.get_inner_mut();
+        while let Some(item) = ring.next() {
+            e.record_event(&item);
+        }
+        guard.clear_ready();
+    }
+}
+
+/// Maps ifindex → who it is, from OVSDB.
+fn port_infos(
+    ovsdb: &Option<Arc<Handle>>,
+    attributor: &Attributor,
+    attached: &BTreeMap<String, u32>,
+) -> HashMap<u32, PortInfo> {
+    let mut out: HashMap<u32, PortInfo> = attached
+        .iter()
+        .map(|(name, &ifindex)| {
+            (
+                ifindex,
+                PortInfo {
+                    port: name.clone(),
+                    ..PortInfo::default()
+                },
+            )
+        })
+        .collect();
+    if let Some(h) = ovsdb {
+        let state = h.state();
+        for v in state.replica.interfaces() {
+            if let Some(&ifindex) = attached.get(&v.iface.name)
+                && let Some(info) = out.get_mut(&ifindex)
+            {
+                info.bridge = v.bridge.to_owned();
+                info.port = v.port.to_owned();
+                info.ofport = v.iface.ofport.and_then(|o| u16::try_from(o).ok());
+                info.pod = attributor
+                    .attribute(&v.iface.external_ids, v.port_external_ids)
+                    .pod;
+            }
+        }
+    }
+    out
+}
+
+impl Source for EbpfSource {
+    type Snapshot = Snapshot;
+    type Error = EbpfError;
+
+    fn name(&self) -> &'static str {
+        "ebpf"
+    }
+
+    async fn fetch(&self, req: &ScrapeRequest) -> Result<Snapshot, EbpfError> {
+        if let Some(reason) = self.engine.unavailable() {
+            return Err(EbpfError::Unavailable { reason });
+        }
+        let engine = self.engine.clone();
+        let ovsdb = self.ovsdb.clone();
+        let attributor = self.attributor.clone();
+        let max_series = engine.config().max_flow_series;
+        let mut snap = tokio::task::spawn_blocking(move || -> Result<Snapshot, EbpfError> {
+            let attached = engine.attached();
+            let infos = port_infos(&ovsdb, &attributor, &attached);
+            let traffic = engine.port_traffic()?;
+            let mut snap = Snapshot {
+                mode: engine.mode(),
+                ..Snapshot::default()
+            };
+            for (name, ifindex) in &attached {
+                let info = infos.get(ifindex).cloned().unwrap_or_else(|| PortInfo {
+                    port: name.clone(),
+                    ..PortInfo::default()
+                });
+                let t = traffic.get(ifindex).copied().unwrap_or_default();
+                snap.ports.insert(*ifindex, (info, t));
+            }
+            let mut flows = if engine.config().flows {
+                engine.flows()?
+            } else {
+                Vec::new()
+            };
+            flows.retain(|(k, _)| snap.ports.contains_key(&k.ifindex));
+            for (k, _) in &flows {
+                *snap.active.entry(k.ifindex).or_default() += 1;
+            }
+            // The most bytes first; ties broken by the key, so the choice is stable.
+            flows.sort_by(|(ka, a), (kb, b)| {
+                b.bytes
+                    .cmp(&a.bytes)
+                    .then_with(|| bytemuck::bytes_of(ka).cmp(bytemuck::bytes_of(kb)))
+            });
+            let keep = if max_series == 0 {
+                flows.len()
+            } else {
+                max_series.min(flows.len())
+            };
+            for (k, c) in flows.drain(keep..) {
+                let e = snap.folded.entry((k.ifindex, k.direction)).or_default();
+                e.packets += c.packets;
+                e.bytes += c.bytes;
+                snap.folded_live += 1;
+            }
+            let retired = engine.retired.lock().map(|r| r.clone()).unwrap_or_default();
+            for ((ifindex, dir), c) in retired.totals {
+                if snap.ports.contains_key(&ifindex) {
+                    let e = snap.folded.entry((ifindex, dir)).or_default();
+                    e.packets += c.packets;
+                    e.bytes += c.bytes;
+                }
+            }
+            snap.flows = flows
+                .into_iter()
+                .map(|(key, counters)| FlowRow {
+                    key,
+                    counters,
+                    cookie: None,
+                })
+                .collect();
+            if let Ok(ev) = engine.events.lock() {
+                snap.events = ev
+                    .iter()
+                    .filter(|(i, _)| snap.ports.contains_key(i))
+                    .map(|(i, e)| (*i, *e))
+                    .collect();
+            }
+            let kprobes = engine.kprobes();
+            if kprobes.iter().any(|k| k.starts_with("ovs_")) {
+                snap.vports = engine.vports()?.into_iter().collect();
+            }
+            if kprobes.iter().any(|k| k == "ip_vs_conn_new") {
+                snap.ipvs = engine.ipvs_conns()?;
+            }
+            snap.hooks = vec![
+                ("tc", snap.mode.is_some() || !attached.is_empty()),
+                (
+                    "ovs_vport_receive",
+                    kprobes.iter().any(|k| k == "ovs_vport_receive"),
+                ),
+                (
+                    "ovs_dp_upcall",
+                    kprobes.iter().any(|k| k == "ovs_dp_upcall"),
+                ),
+                (
+                    "ip_vs_conn_new",
+                    kprobes.iter().any(|k| k == "ip_vs_conn_new"),
+                ),
+            ];
+            Ok(snap)
+        })
+        .await
+        .map_err(|e| EbpfError::Kernel {
+            what: "reading maps".to_owned(),
+            reason: e.to_string(),
+        })??;
+        // The OpenFlow rule that decides each flow.
+        if !snap.flows.is_empty() {
+            self.classifier.assign(&mut snap, req.deadline).await;
+        }
+        Ok(snap)
+    }
+
+    fn encode(&self, snapshot: &Snapshot, w: &mut Writer) {
+        encode::encode(snapshot, w);
+    }
+
+    fn status(&self, _snapshot: &Snapshot) -> Status {
+        Status::Ok
+    }
+}
