@@ -199,14 +199,24 @@ fn the_captured_read_encodes_to_the_documented_series() {
     let mut w = Writer::new();
     src.encode(&snap, &mut w);
     let text = w.into_string();
+    // The numbers, from ipvsadm's view of the same moment.
+    let stats = ipvsadm("ipvsadm-stats.txt");
+    let (tcp, tcp_dests) = &stats["TCP 10.96.0.10:80"];
     let svc =
         r#"namespace="/run/netns/test",protocol="tcp",address="10.96.0.10",port="80",fwmark="0""#;
+    let dest = |addr: &str, port: u16| {
+        format!("{svc},destination_address=\"{addr}\",destination_port=\"{port}\"")
+    };
     for line in [
-        "ipvs_services{namespace=\"/run/netns/test\"} 7".to_owned(),
-        format!("ipvs_service_connections_total{{{svc}}} 26"),
-        format!("ipvs_service_bytes_out_total{{{svc}}} 13436"),
-        format!("ipvs_destination_weight{{{svc},destination_address=\"10.10.1.2\",destination_port=\"8081\"}} 0"),
-        format!("ipvs_destination_packets_in_total{{{svc},destination_address=\"10.10.2.2\",destination_port=\"8080\"}} 75"),
+        format!("ipvs_services{{namespace=\"/run/netns/test\"}} {}", stats.len()),
+        format!("ipvs_service_connections_total{{{svc}}} {}", tcp[0]),
+        format!("ipvs_service_bytes_out_total{{{svc}}} {}", tcp[4]),
+        format!("ipvs_destination_weight{{{}}} 0", dest("10.10.1.2", 8081)),
+        format!(
+            "ipvs_destination_packets_in_total{{{}}} {}",
+            dest("10.10.2.2", 8080),
+            tcp_dests["10.10.2.2:8080"][1]
+        ),
         r#"ipvs_destinations{namespace="/run/netns/test",protocol="",address="::",port="0",fwmark="7"} 1"#.to_owned(),
         r#"ipvs_service_info{namespace="/run/netns/test",protocol="sctp",address="10.96.0.12",port="9",fwmark="0",scheduler="sh"} 1"#.to_owned(),
     ] {

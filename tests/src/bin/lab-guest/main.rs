@@ -196,7 +196,8 @@ impl Daemon {
         let file = std::fs::File::create(&log)?;
         let listen = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(daemon_path());
-        cmd.args(["--web.listen-address", &listen])
+        // No rate limit: the checks scrape back to back.
+        cmd.args(["--web.listen-address", &listen, "--web.rate-limit", "0"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(file);
