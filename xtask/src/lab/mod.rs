@@ -536,7 +536,7 @@ fn bench_table(rows: &BTreeMap<String, BTreeMap<String, String>>, kernel: &str) 
     );
     t.push_str("| what | what it yields | mean | p50 | p90 | bytes read |\n|---|---|---:|---:|---:|---:|\n");
     let ms = |row: &str, k: &str| get(row, k).map(|v| format!("{v} ms"));
-    let lines: [(&str, &str, &str, String); 4] = [
+    let lines: [(&str, &str, &str, String); 5] = [
         (
             "scrape",
             "`GET /metrics` of the daemon (ipvs collector only), over HTTP",
@@ -551,6 +551,12 @@ fn bench_table(rows: &BTreeMap<String, BTreeMap<String, String>>, kernel: &str) 
             "netlink",
             "the source's netlink read alone, in-process (family dump, service dump, one destination dump per service)",
             "the same, before encoding",
+            "-".to_owned(),
+        ),
+        (
+            "netlink-services",
+            "of which: the service dump alone (one request)",
+            "services and their counters, no destinations",
             "-".to_owned(),
         ),
         (
@@ -619,6 +625,7 @@ mod tests {
         for line in [
             "name=scrape mean_ms=1 p50_ms=1 p90_ms=2 bytes=100 series=9",
             "name=netlink mean_ms=1 p50_ms=1 p90_ms=1 services=3",
+            "name=netlink-services mean_ms=1 p50_ms=1 p90_ms=1",
             "name=procfs mean_ms=1 p50_ms=1 p90_ms=1 bytes=50 backends=12",
             "name=ipvsadm mean_ms=3 p50_ms=3 p90_ms=3",
             "name=setup services=3 dests=4 runs=5 cpus=2",

@@ -186,6 +186,24 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     report("netlink", &netlink, &format!("services={got}"));
 
+    // Where the netlink time goes: the one service dump, against the whole read.
+    use dataplane_collector::sources::ipvs::{netlink::Socket, parse, resolve_family};
+    let mut sock = Socket::open(Duration::from_secs(10))?;
+    let family = resolve_family(&mut sock)?.context("no IPVS family")?;
+    let services_only = measure(runs, || {
+        let seq = sock.next_seq();
+        let mut n = 0;
+        sock.dump(&parse::services_request(family, seq), seq, |_| {
+            n += 1;
+            Ok(())
+        })?;
+        if n != services {
+            bail!("{n} services in the dump");
+        }
+        Ok(())
+    })?;
+    report("netlink-services", &services_only, "");
+
     let mut proc_bytes = 0;
     let mut backends = 0;
     let procfs = measure(runs, || {
