@@ -176,9 +176,14 @@ pub fn ensure(cache: &Path) -> Result<Kernel> {
     if !kernel.vmlinuz().exists() {
         bail!("{} has no {}", package, kernel.vmlinuz().display());
     }
-    // The .deb is not needed once unpacked.
+    // The .deb is not needed once unpacked, nor are kernels Debian has since replaced.
     let _ = std::fs::remove_file(&deb);
     std::fs::write(dir.join(".complete"), &package)?;
+    for old in std::fs::read_dir(&kernels)?.filter_map(|e| e.ok()) {
+        if old.file_name().to_string_lossy() != package {
+            let _ = std::fs::remove_dir_all(old.path());
+        }
+    }
     Ok(kernel)
 }
 
