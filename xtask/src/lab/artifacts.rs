@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 pub struct Artifacts {
     pub daemon: PathBuf,
     pub guest: PathBuf,
+    /// `tests/tests/openflow.rs` and `tests/tests/flow_text.rs`.
     pub openflow_tests: PathBuf,
+    pub flow_text_tests: PathBuf,
 }
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -52,6 +54,8 @@ pub fn build(lab_dir: &Path) -> Result<Artifacts> {
             "integration-tests",
             "--test",
             "openflow",
+            "--test",
+            "flow_text",
             "--no-run",
             "--message-format",
             "json-render-diagnostics",
@@ -60,18 +64,21 @@ pub fn build(lab_dir: &Path) -> Result<Artifacts> {
         .output()
         .context("cannot run cargo test --no-run")?;
     if !out.status.success() {
-        bail!("building the OpenFlow test binary failed");
+        bail!("building the OpenFlow test binaries failed");
     }
-    let mut openflow_tests = None;
+    let (mut openflow_tests, mut flow_text_tests) = (None, None);
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
         if v["reason"] == "compiler-artifact"
-            && v["target"]["name"] == "openflow"
             && let Some(exe) = v["executable"].as_str()
         {
-            openflow_tests = Some(PathBuf::from(exe));
+            match v["target"]["name"].as_str() {
+                Some("openflow") => openflow_tests = Some(PathBuf::from(exe)),
+                Some("flow_text") => flow_text_tests = Some(PathBuf::from(exe)),
+                _ => {}
+            }
         }
     }
     let release = target_dir.join(TARGET).join("release");
@@ -80,8 +87,10 @@ pub fn build(lab_dir: &Path) -> Result<Artifacts> {
         guest: release.join("lab-guest"),
         openflow_tests: openflow_tests
             .context("cargo named no executable for tests/openflow.rs")?,
+        flow_text_tests: flow_text_tests
+            .context("cargo named no executable for tests/flow_text.rs")?,
     };
-    for p in [&a.daemon, &a.guest, &a.openflow_tests] {
+    for p in [&a.daemon, &a.guest, &a.openflow_tests, &a.flow_text_tests] {
         check_static(p)?;
     }
     Ok(a)

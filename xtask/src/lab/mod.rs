@@ -54,7 +54,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "ovs-kernel",
-        about: "the foundation's OpenFlow tests on the OVS kernel datapath, and the kernel flows themselves",
+        about: "the foundation's OpenFlow tests on the OVS kernel datapath, and its kernel flows",
         modules: &["openvswitch", "veth", "nf_conntrack_netlink"],
         // The pods are IPv4-only: without IPv6 their interfaces send no router solicitations
         // or MLD reports, which would otherwise arrive seconds later, between the tests' scrape
@@ -63,6 +63,7 @@ pub const SCENARIOS: &[Scenario] = &[
 wait_uptime 11
 rm -f /tmp/dpc-datapath-rewrites
 PATH=$DPC/shim:$PATH DPC_REQUIRE_ROOT_TESTS=1 /bb/timeout 900 $DPC/openflow-tests --test-threads=1
+PATH=$DPC/shim:$PATH DPC_REQUIRE_ROOT_TESTS=1 /bb/timeout 600 $DPC/flow-text-tests --test-threads=1
 [ -s /tmp/dpc-datapath-rewrites ]
 echo \"datapath_type=system for $(/bb/wc -l < /tmp/dpc-datapath-rewrites) bridges of the OpenFlow tests\"
 /bb/timeout 300 $DPC/lab-guest ovs-kernel",
@@ -316,6 +317,12 @@ fn build_image(
     img.host_file_as(&bins.daemon, dpc.join("dataplane-collector"))?;
     img.host_file_as(&bins.guest, dpc.join("lab-guest"))?;
     img.host_file_as(&bins.openflow_tests, dpc.join("openflow-tests"))?;
+    img.host_file_as(&bins.flow_text_tests, dpc.join("flow-text-tests"))?;
+    // tests/tests/flow_text.rs reads its corpus at the path it was built from.
+    let root = crate::workspace_root();
+    img.dir(root.join("tests"));
+    let corpus = root.join("collector/tests/fixtures/flow-corpus.txt");
+    img.host_file_as(&corpus, &corpus)?;
     img.bytes(dpc.join("shim/ovs-vsctl"), 0o755, VSCTL_SHIM);
     img.bytes("/init", 0o755, init_script(loads));
     img.write_cpio(out)
