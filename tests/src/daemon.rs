@@ -19,6 +19,10 @@ impl Daemon {
         if !args.iter().any(|a| a.starts_with("--web.rate-limit")) {
             argv.push("--web.rate-limit=0".to_owned());
         }
+        // Only the eBPF tests load eBPF programs (they ask with --collector.ebpf).
+        if !args.iter().any(|a| a.contains("collector.ebpf")) {
+            argv.push("--no-collector.ebpf".to_owned());
+        }
         argv.extend_from_slice(args);
         let serve = Cli::try_parse_from(&argv)
             .map_err(|e| anyhow!("bad daemon args {argv:?}: {e}"))?

@@ -53,6 +53,13 @@ impl Pod {
         pod.switch_ip(&[
             "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns,
         ])?;
+        // No IPv6 autoconfiguration chatter (router and neighbour solicitations, MLD): counters
+        // in tests move only with the traffic the tests send. `enable_ipv6` turns it back on.
+        pod.sysctl_switch(&format!("net.ipv6.conf.{host_if}.disable_ipv6=1"));
+        pod.sysctl(&[
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]);
         pod.switch_ip(&["link", "set", host_if, "up"])?;
         pod.exec_ip(&["link", "set", "lo", "up"])?;
         pod.exec_ip(&["link", "set", "eth0", "address", mac])?;
@@ -60,6 +67,51 @@ impl Pod {
         pod.exec_ip(&["link", "set", "eth0", "up"])?;
         pod.exec_ip(&["route", "add", "default", "dev", "eth0"])?;
         Ok(pod)
+    }
+
+    fn sysctl_switch(&self, setting: &str) {
+        let mut cmd = match &self.switch_netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "sysctl", "-q", "-w", setting]);
+                c
+            }
+            None => {
+                let mut c = Command::new("sysctl");
+                c.args(["-q", "-w", setting]);
+                c
+            }
+        };
+        let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+
+    fn sysctl(&self, settings: &[&str]) {
+        for s in settings {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &self.netns, "sysctl", "-q", "-w", s])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// Turns IPv6 on in the pod and gives `eth0` `addr/64` (no duplicate address detection).
+    pub fn enable_ipv6(&self, addr: &str) -> Result<()> {
+        self.sysctl(&[
+            "net.ipv6.conf.all.disable_ipv6=0",
+            "net.ipv6.conf.eth0.disable_ipv6=0",
+        ]);
+        self.sysctl_switch(&format!("net.ipv6.conf.{}.disable_ipv6=0", self.host_if));
+        self.exec_ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{addr}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .map(|_| ())
     }
 
     /// Runs `ip ARGS` in the switch's namespace.

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 pub struct Ovs {
     dir: tempfile::TempDir,
+    /// Empty when ovs-vswitchd runs in the host's namespace ([`Ovs::start_in_host_netns`]).
     netns: String,
+    /// Held while an instance runs in the host's namespace: only one at a time.
+    _host_lock: Option<std::fs::File>,
     ovsdb: Option<Child>,
     vswitchd: Option<Child>,
 }
@@ -79,17 +82,37 @@ fn schema() -> Result<PathBuf> {
 impl Ovs {
     /// Starts ovsdb-server and ovs-vswitchd in a fresh directory.
     pub fn start() -> Result<Ovs> {
+        Ovs::start_with(false)
+    }
+
+    /// Like [`Ovs::start`], but ovs-vswitchd runs in the host's network namespace, where the
+    /// daemon under test can attach eBPF programs to its ports. Such instances run one at a
+    /// time (a lock file), since the userspace datapath's tap devices have fixed names.
+    pub fn start_in_host_netns() -> Result<Ovs> {
+        Ovs::start_with(true)
+    }
+
+    fn start_with(host: bool) -> Result<Ovs> {
         let dir = tempfile::Builder::new()
             .prefix("dpc-ovs-")
             .tempdir()
             .context("cannot create a run directory")?;
-        let netns = format!("dpc-ovs-{}", crate::topology::unique_tag());
-        let _ = run(Command::new("ip").args(["netns", "del", &netns]));
-        run(Command::new("ip").args(["netns", "add", &netns]))?;
-        run(Command::new("ip").args(["-n", &netns, "link", "set", "lo", "up"]))?;
+        let (netns, host_lock) = if host {
+            let lock = std::fs::File::create("/run/dataplane-collector-host-ovs.lock")
+                .context("cannot create the host OVS lock file")?;
+            lock.lock().context("cannot take the host OVS lock")?;
+            (String::new(), Some(lock))
+        } else {
+            let netns = format!("dpc-ovs-{}", crate::topology::unique_tag());
+            let _ = run(Command::new("ip").args(["netns", "del", &netns]));
+            run(Command::new("ip").args(["netns", "add", &netns]))?;
+            run(Command::new("ip").args(["-n", &netns, "link", "set", "lo", "up"]))?;
+            (netns, None)
+        };
         let mut ovs = Ovs {
             dir,
             netns,
+            _host_lock: host_lock,
             ovsdb: None,
             vswitchd: None,
         };
@@ -143,10 +166,15 @@ impl Ovs {
         let d = self.dir.path().to_path_buf();
         let _ = std::fs::remove_file(d.join("ovs-vswitchd.ctl"));
         // `ip netns exec` enters the namespace and execs: the child is ovs-vswitchd itself.
-        let mut cmd = Command::new("ip");
+        let mut cmd = if self.netns.is_empty() {
+            Command::new("ovs-vswitchd")
+        } else {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.netns, "ovs-vswitchd"]);
+            c
+        };
         self.envs(&mut cmd);
-        cmd.args(["netns", "exec", &self.netns, "ovs-vswitchd"])
-            .arg(format!("unix:{}", d.join("db.sock").display()))
+        cmd.arg(format!("unix:{}", d.join("db.sock").display()))
             .arg(format!(
                 "--unixctl={}",
                 d.join("ovs-vswitchd.ctl").display()
@@ -193,6 +221,11 @@ impl Ovs {
     /// The network namespace ovs-vswitchd runs in (where its ports' host sides live).
     pub fn netns(&self) -> &str {
         &self.netns
+    }
+
+    /// The namespace of the switch's ports, `None` for the host's.
+    pub fn switch_netns(&self) -> Option<&str> {
+        (!self.netns.is_empty()).then_some(self.netns.as_str())
     }
 
     pub fn db_sock(&self) -> PathBuf {
@@ -328,9 +361,11 @@ impl Drop for Ovs {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .stderr(Stdio::null())
-            .status();
+        if !self.netns.is_empty() {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.netns])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }

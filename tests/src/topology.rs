@@ -52,7 +52,7 @@ impl Topology {
             let ns = format!("dpc-{}-pod{i}", t.tag);
             let ip = format!("10.244.0.{}", i + 2);
             let mac = format!("02:00:00:00:00:{:02x}", i + 2);
-            let pod = Pod::create(&ns, Some(t.ovs.netns()), &host_if, &ip, &mac)?;
+            let pod = Pod::create(&ns, t.ovs.switch_netns(), &host_if, &ip, &mac)?;
             t.ovs.vsctl(&["add-port", &t.bridge, &host_if])?;
             t.ofports.push(t.ovs.ofport(&host_if)?);
             t.pods.push(pod);

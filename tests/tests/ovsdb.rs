@@ -148,7 +148,7 @@ fn pods_are_attributed_and_ports_come_and_go() -> Result<()> {
     let host_if = format!("v{tag}x");
     let extra = Pod::create(
         &format!("dpc-{tag}-extra"),
-        Some(topo.ovs.netns()),
+        topo.ovs.switch_netns(),
         &host_if,
         "10.244.0.99",
         "02:00:00:00:00:99",

@@ -10,9 +10,14 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("iputils-ping", "ping"),
     ("prometheus", "promtool"),
     ("procps", "pgrep"),
+    ("bpftool", "bpftool"),
 ];
 
-pub const BENCH_PACKAGES: &[(&str, &str)] = &[("hyperfine", "hyperfine"), ("time", "time")];
+pub const BENCH_PACKAGES: &[(&str, &str)] = &[
+    ("hyperfine", "hyperfine"),
+    ("time", "time"),
+    ("iperf3", "iperf3"),
+];
 
 pub fn have(prog: &str) -> bool {
     testbed::ovs::which(prog).is_some() || std::path::Path::new("/usr/bin").join(prog).exists()
@@ -63,6 +68,27 @@ pub fn ensure_packages(pkgs: &[(&str, &str)]) -> Result<()> {
         bail!("apt-get install {} failed", missing.join(" "));
     }
     Ok(())
+}
+
+/// Installs packages with apt-get whether or not some program shows they are there.
+pub fn ensure_packages_force(pkgs: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .filter(|p| {
+            !Command::new("dpkg")
+                .args(["-s", p])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let pairs: Vec<(&str, &str)> = missing.iter().map(|p| (*p, "/nonexistent")).collect();
+    ensure_packages(&pairs)
 }
 
 /// Installs a Python package with pip if `module` cannot be imported.

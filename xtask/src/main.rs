@@ -6,6 +6,7 @@ mod bench_flows;
 mod bench_ovsdb;
 mod demo;
 mod deps;
+mod ebpf;
 mod lab;
 
 use anyhow::{Context, Result, bail};
@@ -50,6 +51,8 @@ enum Cmd {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Builds the eBPF programs (installing Debian's rustc and bpf-linker if needed).
+    BuildEbpf,
     /// Boots Debian's kernel under QEMU and runs lab scenarios (all if none named).
     Lab { scenarios: Vec<String> },
 }
@@ -84,6 +87,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Lab { scenarios } => lab::run(&scenarios),
+        Cmd::BuildEbpf => ebpf::build().map(|_| ()),
     }
 }
 
@@ -111,8 +115,9 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Builds the daemon in release mode and returns its path.
+/// Builds the daemon (with the eBPF programs) in release mode and returns its path.
 pub fn build_release_daemon() -> Result<PathBuf> {
+    ebpf::build()?;
     run(cargo().args(["build", "--release", "-p", "dataplane-collector"]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -131,6 +136,8 @@ fn test(no_root: bool) -> Result<()> {
     }
     deps::ensure_packages(deps::TEST_PACKAGES)?;
     deps::ensure_pip("kubernetes-validate", "kubernetes_validate")?;
+    // The daemon under test embeds the eBPF programs.
+    ebpf::build()?;
     run(cargo().args([
         "clippy",
         "--workspace",
