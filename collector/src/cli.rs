@@ -34,6 +34,23 @@ pub enum Command {
     Serve(ServeArgs),
     /// Parse, filter, group and draw OpenFlow flow tables.
     Flows(crate::flows::FlowsArgs),
+    /// What this kernel supports for the eBPF collector (TCX, clsact, kprobe, fentry, tp_btf,
+    /// BTF, OVS and IPVS modules) and what the daemon will attach, with reasons.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Open vSwitch run directory.
+    #[arg(
+        long = "ovs.rundir",
+        value_name = "DIR",
+        default_value = "/var/run/openvswitch"
+    )]
+    pub ovs_rundir: PathBuf,
+    /// ovsdb-server [default: unix:<--ovs.rundir>/db.sock].
+    #[arg(long = "ovs.db", value_name = "ENDPOINT")]
+    pub ovs_db: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

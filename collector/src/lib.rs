@@ -8,6 +8,7 @@ pub mod exposition;
 pub mod flows;
 pub mod openflow;
 pub mod ovsdb;
+pub mod probe;
 pub mod registry;
 pub mod server;
 pub mod sources;
@@ -203,4 +204,29 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// `dataplane-collector probe`: the report as text.
+pub async fn probe(args: cli::ProbeArgs) -> Result<String, StartError> {
+    let endpoint = match &args.ovs_db {
+        Some(s) => ovsdb::DbEndpoint::parse(s).map_err(StartError::Config)?,
+        None => ovsdb::DbEndpoint::Unix(args.ovs_rundir.join("db.sock")),
+    };
+    let handle = ovsdb::Handle::spawn(endpoint);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    let interfaces = handle.synced(deadline).await.ok().map(|state| {
+        let names: std::collections::HashSet<String> = state
+            .replica
+            .interfaces()
+            .into_iter()
+            .map(|v| v.iface.name.clone())
+            .collect();
+        sources::ebpf::engine::netdevs(&names)
+            .into_keys()
+            .collect::<Vec<_>>()
+    });
+    let checks = tokio::task::spawn_blocking(move || probe::probe(interfaces))
+        .await
+        .map_err(|e| StartError::Config(format!("probe failed: {e}")))?;
+    Ok(probe::render(&checks))
 }

@@ -4,9 +4,20 @@ use dataplane_collector::cli::{Cli, Command};
 fn main() -> anyhow::Result<()> {
     tune_malloc();
     let cli = Cli::parse();
-    if let Some(Command::Flows(flows)) = cli.command {
-        dataplane_collector::flows::run(flows)?;
-        return Ok(());
+    match cli.command {
+        Some(Command::Flows(flows)) => {
+            dataplane_collector::flows::run(flows)?;
+            return Ok(());
+        }
+        Some(Command::Probe(probe)) => {
+            let report = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(dataplane_collector::probe(probe))?;
+            print!("{report}");
+            return Ok(());
+        }
+        _ => {}
     }
     let Some(args) = cli.into_serve_args() else {
         anyhow::bail!("unknown subcommand");
