@@ -407,3 +407,10 @@ pub fn ip_vs_conn_new(ctx: ProbeContext) -> u32 {
     }
     0
 }
+
+/// Does nothing: the baseline for the per-packet cost measurements (TC invocation and the
+/// kernel's own accounting).
+#[classifier]
+pub fn noop(_ctx: TcContext) -> i32 {
+    TC_ACT_UNSPEC
+}

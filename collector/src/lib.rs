@@ -78,6 +78,7 @@ pub fn build_registry(
         let source = sources::ebpf::EbpfSource::start(
             sources::ebpf::Config {
                 flows: args.ebpf_flows,
+                noop: false,
                 max_flows: args.ebpf_max_flows,
                 max_flow_series: args.ebpf_max_flow_series,
                 pin_path: args.ebpf_pin_path.clone(),

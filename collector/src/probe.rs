@@ -84,6 +84,7 @@ pub fn probe(ovs_interfaces: Option<Vec<String>>) -> Vec<Check> {
     // Load the real programs and try them on `lo`.
     let cfg = crate::sources::ebpf::Config {
         flows: true,
+        noop: false,
         max_flows: 1024,
         max_flow_series: 0,
         pin_path: None,

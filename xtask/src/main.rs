@@ -2,6 +2,7 @@
 //! `cargo xtask bench` measures and writes BENCHMARKS.md.
 
 mod bench;
+mod bench_ebpf;
 mod bench_flows;
 mod bench_ovsdb;
 mod demo;
@@ -47,7 +48,7 @@ enum Cmd {
         flows: Vec<usize>,
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
-        /// Only one group: openflow, ovsdb, flows, lab.
+        /// Only one group: openflow, ovsdb, ebpf, flows, lab.
         #[arg(long)]
         only: Option<String>,
     },
@@ -77,6 +78,9 @@ fn main() -> Result<()> {
             }
             if want("ovsdb") {
                 bench_ovsdb::run(&out, 1000)?;
+            }
+            if want("ebpf") {
+                bench_ebpf::run(&out)?;
             }
             if want("flows") {
                 bench_flows::run(&out)?;

@@ -212,12 +212,16 @@ impl Engine {
             a.set(0, prog_cfg, 0)
                 .map_err(|e| format!("CONFIG map: {e}"))?;
         }
-        let (ingress_prog, egress_prog) = if self.cfg.flows {
+        let (ingress_prog, egress_prog) = if self.cfg.noop {
+            ("noop", "noop")
+        } else if self.cfg.flows {
             ("flow_ingress", "flow_egress")
         } else {
             ("port_ingress", "port_egress")
         };
-        for name in [ingress_prog, egress_prog] {
+        let mut names = vec![ingress_prog, egress_prog];
+        names.dedup();
+        for name in names {
             let p: &mut SchedClassifier = ebpf
                 .program_mut(name)
                 .ok_or_else(|| format!("program {name} missing from the object"))?

@@ -31,6 +31,8 @@ use std::time::Duration;
 pub struct Config {
     /// Count per flow (else per port only: cheaper).
     pub flows: bool,
+    /// Attach the no-op program instead (benchmarks: the cost of TC itself).
+    pub noop: bool,
     /// Size of the flow map (`--ebpf.max-flows`).
     pub max_flows: u32,
     /// Flows with series of their own (the most bytes); the rest are folded per port.
