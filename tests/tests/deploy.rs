@@ -122,10 +122,24 @@ fn manifests_agree_with_the_daemon_flags() -> Result<()> {
     assert_eq!(mount["readOnly"], true);
     let sc = &c["securityContext"];
     assert_eq!(sc["capabilities"]["drop"][0], "ALL");
-    assert!(
-        sc["capabilities"]["add"].is_null(),
-        "the OpenFlow collector needs no capability"
-    );
+    // Exactly what the comment in the file justifies: BPF, PERFMON, NET_ADMIN.
+    let mut added: Vec<&str> = sc["capabilities"]["add"]
+        .as_array()
+        .context("capabilities.add")?
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    added.sort_unstable();
+    assert_eq!(added, ["BPF", "NET_ADMIN", "PERFMON"]);
+    assert_eq!(sc["privileged"], false);
+    let pin = serve.ebpf_pin_path.clone().context("--ebpf.pin-path")?;
+    let bpffs = c["volumeMounts"]
+        .as_array()
+        .context("mounts")?
+        .iter()
+        .find(|m| m["name"] == "bpffs")
+        .context("bpffs mount")?;
+    assert!(pin.starts_with(bpffs["mountPath"].as_str().unwrap_or("?")));
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["allowPrivilegeEscalation"], false);
 
