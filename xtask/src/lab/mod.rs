@@ -541,7 +541,9 @@ fn bench_table(rows: &BTreeMap<String, BTreeMap<String, String>>, kernel: &str) 
         setup("runs")?,
         setup("cpus")?
     );
-    t.push_str("| what | what it yields | mean | p50 | p90 | bytes read |\n|---|---|---:|---:|---:|---:|\n");
+    t.push_str(
+        "| what | what it yields | mean | p50 | p90 | size |\n|---|---|---:|---:|---:|---:|\n",
+    );
     let ms = |row: &str, k: &str| get(row, k).map(|v| format!("{v} ms"));
     let lines: [(&str, &str, &str, String); 5] = [
         (
@@ -549,7 +551,7 @@ fn bench_table(rows: &BTreeMap<String, BTreeMap<String, String>>, kernel: &str) 
             "`GET /metrics` of the daemon (ipvs collector only), over HTTP",
             "every counter of every service and destination, weights, active/inactive connections",
             format!(
-                "{} ({} series)",
+                "{} bytes served, {} series",
                 get("scrape", "bytes")?,
                 get("scrape", "series")?
             ),
@@ -570,7 +572,7 @@ fn bench_table(rows: &BTreeMap<String, BTreeMap<String, String>>, kernel: &str) 
             "procfs",
             "read and parse `/proc/net/ip_vs` + `/proc/net/ip_vs_stats` (node_exporter's `ipvs` collector)",
             "weights and active/inactive connections per backend; packets and bytes only as host-wide totals",
-            get("procfs", "bytes")?,
+            format!("{} bytes read", get("procfs", "bytes")?),
         ),
         (
             "ipvsadm",
@@ -645,7 +647,7 @@ mod tests {
             rows.insert(kv["name"].clone(), kv);
         }
         let t = bench_table(&rows, "6.1")?;
-        assert!(t.contains("| 100 (9 series) |"), "{t}");
+        assert!(t.contains("| 100 bytes served, 9 series |"), "{t}");
         rows.remove("procfs");
         assert!(bench_table(&rows, "6.1").is_err());
         Ok(())
