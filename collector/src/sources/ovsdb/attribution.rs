@@ -6,9 +6,14 @@
 //!
 //! | CNI | marker | namespace / pod | more |
 //! |---|---|---|---|
-//! | Kube-OVN | `vendor=kube-ovn` or `pod_name` + `pod_namespace` | `pod_namespace`, `pod_name` | `iface-id` is `<pod>.<namespace>[.<provider>]` |
-//! | Antrea | `antrea-type=container` or `pod-name` + `pod-namespace` (on the Port row) | `pod-namespace`, `pod-name` | `container-id` |
-//! | OVN-Kubernetes | `iface-id-ver` (pod UID) or `attached_mac` with `iface-id` | `iface-id` = `[<nad>_]<namespace>_<pod>` | `iface-id-ver` → `pod_uid`, `sandbox` → `container_id` |
+//! | Kube-OVN | `pod_name` + `pod_namespace` (Interface row) | `pod_namespace`, `pod_name` | `iface-id` (`<pod>.<namespace>[.<provider>]`) is never split: '.' is ambiguous |
+//! | Antrea | `pod-name` + `pod-namespace` (Port row); `antrea-type`, when present, must be `container` | `pod-namespace`, `pod-name` | `container-id` → `container_id` |
+//! | OVN-Kubernetes | `iface-id` with `sandbox` or `iface-id-ver` (Interface row) | `iface-id` = `[<P>_]<namespace>_<pod>` | `iface-id-ver` → `pod_uid`, `sandbox` → `container_id`, `k8s.ovn.org/network` → `network` |
+//!
+//! OVN-Kubernetes's prefix `P` on user-defined and secondary networks is the NAD key
+//! (`k8s.ovn.org/nad`) with every '-' and '/' turned into '.', and must match that key; what is
+//! left must be exactly `<namespace>_<pod>` ('_' is the separator OVN-Kubernetes chose because
+//! Kubernetes names cannot hold it).
 //!
 //! `--ovs.external-id-label=KEY=LABEL` adds any other CNI's keys: `LABEL` `pod` and `namespace`
 //! feed the pod identity (when both are present), anything else becomes an extra label on
@@ -26,6 +31,9 @@ pub struct PodRef {
     pub container_id: Option<String>,
     /// Which convention matched: `ovn-kubernetes`, `antrea`, `kube-ovn`, or `custom`.
     pub cni: &'static str,
+    /// The pod network this interface attaches to, where the CNI says (OVN-Kubernetes's
+    /// `k8s.ovn.org/network`, on every network but the default one).
+    pub network: Option<String>,
 }
 
 /// What the external_ids say.
@@ -47,6 +55,7 @@ const RESERVED: &[&str] = &[
     "pod_uid",
     "container_id",
     "cni",
+    "network",
     "table",
     "priority",
     "cookie",
@@ -113,6 +122,7 @@ fn pod_ref(
         uid: uid.and_then(|u| clean_value(u)),
         container_id: container_id.and_then(|c| clean_value(c)),
         cni,
+        network: None,
     })
 }
 
@@ -179,34 +189,66 @@ impl Attributor {
             return out;
         }
 
-        // Kube-OVN.
-        if let (Some(pod), Some(ns)) = (get("pod_name"), get("pod_namespace")) {
+        // Kube-OVN, first: it writes an `iface-id` too.
+        if let (Some(pod), Some(ns)) = (iface_ids.get("pod_name"), iface_ids.get("pod_namespace")) {
             out.pod = pod_ref(ns, pod, None, None, "kube-ovn");
             return out;
         }
-        // Antrea.
+        // Antrea, on the Port row (older test beds and other tools put the same keys on the
+        // Interface row, so that is read too); other `antrea-type`s (gateway, tunnel, uplink…)
+        // are not pods.
         if let (Some(pod), Some(ns)) = (get("pod-name"), get("pod-namespace")) {
-            out.pod = pod_ref(ns, pod, None, get("container-id"), "antrea");
+            if get("antrea-type").is_none_or(|t| t == "container") {
+                out.pod = pod_ref(ns, pod, None, get("container-id"), "antrea");
+            }
             return out;
         }
-        // OVN-Kubernetes: iface-id is `<namespace>_<pod>`, or `<nad>_<namespace>_<pod>` on
-        // secondary networks; neither a namespace nor a pod name can contain '_'.
-        if let Some(iface_id) = get("iface-id")
-            && (get("iface-id-ver").is_some() || get("attached_mac").is_some())
+        // OVN-Kubernetes.
+        if let Some(iface_id) = iface_ids.get("iface-id")
+            && (iface_ids.contains_key("sandbox") || iface_ids.contains_key("iface-id-ver"))
+            && let Some((ns, pod)) = ovn_k_pod(iface_id, iface_ids.get("k8s.ovn.org/nad"))
         {
-            let mut parts = iface_id.rsplitn(3, '_');
-            if let (Some(pod), Some(ns)) = (parts.next(), parts.next()) {
-                out.pod = pod_ref(
-                    ns,
-                    pod,
-                    get("iface-id-ver"),
-                    get("sandbox"),
-                    "ovn-kubernetes",
-                );
-            }
+            out.pod = pod_ref(
+                ns,
+                pod,
+                iface_ids.get("iface-id-ver"),
+                iface_ids.get("sandbox"),
+                "ovn-kubernetes",
+            )
+            .map(|mut p| {
+                p.network = iface_ids
+                    .get("k8s.ovn.org/network")
+                    .and_then(|n| clean_value(n));
+                p
+            });
         }
         out
     }
+}
+
+/// `(namespace, pod)` from OVN-Kubernetes's `iface-id`: `<namespace>_<pod>` on the default
+/// network, `<P>_<namespace>_<pod>` elsewhere, where `P` is the NAD key with '-' and '/' made
+/// '.'.
+fn ovn_k_pod<'a>(iface_id: &'a str, nad: Option<&String>) -> Option<(&'a str, &'a str)> {
+    let rest = match nad {
+        None => iface_id,
+        Some(nad) => {
+            let prefix: String = nad
+                .chars()
+                .map(|c| if c == '-' || c == '/' { '.' } else { c })
+                .chain(std::iter::once('_'))
+                .collect();
+            iface_id.strip_prefix(prefix.as_str())?
+        }
+    };
+    // Exactly two fields. Without a NAD key a third field is not ours to guess: older releases
+    // wrote `<namespace>_<pod>_<network>` on secondary networks, and reading that from the
+    // right would name the network as the pod.
+    let (ns, pod) = rest.split_once('_')?;
+    if pod.contains('_') {
+        return None;
+    }
+    Some((ns, pod))
 }
 
 #[cfg(test)]
@@ -248,14 +290,9 @@ mod tests {
         );
         assert_eq!(p.container_id.as_deref(), Some("f00dcafe"));
 
-        let secondary = ids(&[
-            ("iface-id", "default.blue_team-a_web-0"),
-            ("iface-id-ver", "u"),
-        ]);
-        assert_eq!(
-            pod(&at.attribute(&secondary, &none)),
-            Some(("team-a", "web-0", "ovn-kubernetes"))
-        );
+        // Three fields and no NAD key to say what the first is: not guessed.
+        let secondary = ids(&[("iface-id", "team-a_web-0_blue"), ("iface-id-ver", "u")]);
+        assert_eq!(at.attribute(&secondary, &none).pod, None);
 
         let antrea_port = ids(&[
             ("pod-name", "web-0"),
@@ -281,6 +318,59 @@ mod tests {
         // A plain OVS port with an iface-id that is not OVN-Kubernetes's.
         let plain = ids(&[("iface-id", "vm-1")]);
         assert_eq!(at.attribute(&plain, &none).pod, None);
+        // OVN-Kubernetes's management port: an iface-id, no sandbox, no pod.
+        let mp = ids(&[
+            ("iface-id", "k8s-node_1"),
+            ("attached_mac", "0a:58:0a:f4:00:02"),
+        ]);
+        assert_eq!(at.attribute(&mp, &none).pod, None);
+    }
+
+    #[test]
+    fn ovn_kubernetes_user_defined_networks() {
+        let none = BTreeMap::new();
+        let at = Attributor::default();
+        let udn = ids(&[
+            ("iface-id", "kube.system.l3.network_team-a_web-0"),
+            ("iface-id-ver", "uid-1"),
+            ("sandbox", "c0ffee"),
+            ("k8s.ovn.org/network", "l3-network"),
+            ("k8s.ovn.org/nad", "kube-system/l3-network"),
+        ]);
+        let a = at.attribute(&udn, &none);
+        assert_eq!(pod(&a), Some(("team-a", "web-0", "ovn-kubernetes")));
+        assert_eq!(a.pod.and_then(|p| p.network).as_deref(), Some("l3-network"));
+        // The prefix must be the NAD's.
+        let wrong = ids(&[
+            ("iface-id", "other_team-a_web-0"),
+            ("sandbox", "c0ffee"),
+            ("k8s.ovn.org/nad", "kube-system/l3-network"),
+        ]);
+        assert_eq!(at.attribute(&wrong, &none).pod, None);
+        // The default network's port of the same pod: no network label.
+        let default = ids(&[("iface-id", "team-a_web-0"), ("sandbox", "c0ffee")]);
+        let a = at.attribute(&default, &none);
+        assert_eq!(pod(&a), Some(("team-a", "web-0", "ovn-kubernetes")));
+        assert_eq!(a.pod.and_then(|p| p.network), None);
+    }
+
+    #[test]
+    fn antrea_types_other_than_container_are_not_pods() {
+        let none = BTreeMap::new();
+        let at = Attributor::default();
+        let gw = ids(&[
+            ("antrea-type", "gateway"),
+            ("pod-name", "x"),
+            ("pod-namespace", "y"),
+        ]);
+        assert_eq!(at.attribute(&none, &gw).pod, None);
+        let c = ids(&[
+            ("antrea-type", "container"),
+            ("pod-name", "x"),
+            ("pod-namespace", "y"),
+            ("if-dev", "net1"),
+        ]);
+        assert_eq!(pod(&at.attribute(&none, &c)), Some(("y", "x", "antrea")));
     }
 
     #[test]

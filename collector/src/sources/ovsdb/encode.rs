@@ -351,6 +351,9 @@ pub fn encode(s: &Snapshot, w: &mut Writer) {
                 smp = smp.label("container_id", c);
             }
             smp = smp.label("cni", p.cni);
+            if let Some(n) = &p.network {
+                smp = smp.label("network", n);
+            }
         }
         for (label, value) in &a.extra {
             smp = smp.label(label, value);
