@@ -6,7 +6,8 @@ use super::btf::Btf;
 use super::{Config, EbpfError, PortTraffic};
 use aya::maps::{Array, MapData, PerCpuHashMap, RingBuf};
 use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachOptions};
-use aya::programs::{KProbe, LinkOrder, SchedClassifier, TcAttachType};
+use aya::programs::kprobe::KProbeLinkId;
+use aya::programs::{KProbe, LinkOrder, ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 use collector_common::{
     Config as ProgConfig, Counters, DIR_EGRESS, DIR_INGRESS, EVENT_FLOW_END, EVENT_FLOW_START,
@@ -45,9 +46,20 @@ struct Loaded {
     ingress_prog: &'static str,
     egress_prog: &'static str,
     attached: BTreeMap<String, Attached>,
-    kprobes: Vec<String>,
+    /// Attached kprobes.
+    kprobes: BTreeMap<&'static str, KProbeLinkId>,
+    /// Kprobes tried (and failed) since their module was last seen loaded: not retried until
+    /// the module goes and comes back.
+    kprobes_tried: HashSet<&'static str>,
     pin_dir: Option<PathBuf>,
 }
+
+/// The kprobes: program (named as the kernel function it probes) and the module that has it.
+const KPROBES: [(&str, &str); 3] = [
+    ("ovs_vport_receive", "openvswitch"),
+    ("ovs_dp_upcall", "openvswitch"),
+    ("ip_vs_conn_new", "ip_vs"),
+];
 
 /// Counters of flows the daemon took out of the map (idle or ended), per (ifindex, direction).
 #[derive(Debug, Default, Clone)]
@@ -235,19 +247,48 @@ impl Engine {
             ingress_prog,
             egress_prog,
             attached: BTreeMap::new(),
-            kprobes: Vec::new(),
+            kprobes: BTreeMap::new(),
+            kprobes_tried: HashSet::new(),
             pin_dir: self.cfg.pin_path.as_ref().map(|p| p.join("links")),
         };
         self.attach_kprobes(&mut loaded);
         Ok(loaded)
     }
 
-    /// Kernel-datapath and IPVS hooks, each only where the kernel has it.
+    /// Kernel-datapath and IPVS hooks, each only where the kernel has it. Called at load and
+    /// again from the reconcile loop: a module loaded after the daemon started (kube-proxy
+    /// loads `ip_vs` when it starts) gets its hooks then; a module that is unloaded takes its
+    /// kprobes with it, and they are attached again when it comes back.
     fn attach_kprobes(&self, l: &mut Loaded) {
+        let loaded = |module: &str| Path::new("/sys/module").join(module).exists();
+        for (prog, module) in KPROBES {
+            if !loaded(module) {
+                l.kprobes_tried.remove(prog);
+                if let Some(id) = l.kprobes.remove(prog) {
+                    if let Some(p) = l.ebpf.program_mut(prog)
+                        && let Ok(p) = <&mut KProbe>::try_from(p)
+                    {
+                        let _ = p.detach(id);
+                    }
+                    tracing::info!(hook = prog, "module {module} unloaded: kprobe detached");
+                }
+            }
+        }
+        let todo: Vec<&'static str> = KPROBES
+            .iter()
+            .filter(|(prog, module)| {
+                loaded(module) && !l.kprobes.contains_key(prog) && !l.kprobes_tried.contains(prog)
+            })
+            .map(|(prog, _)| *prog)
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
         let offsets = match kernel_offsets() {
             Ok(o) => o,
             Err(e) => {
                 tracing::info!(reason = %e, "kprobes not attached");
+                l.kprobes_tried.extend(todo);
                 return;
             }
         };
@@ -256,39 +297,40 @@ impl Engine {
         {
             let _ = a.set(0, offsets, 0);
         }
-        for (prog, symbol, module) in [
-            ("ovs_vport_receive", "ovs_vport_receive", "openvswitch"),
-            ("ovs_dp_upcall", "ovs_dp_upcall", "openvswitch"),
-            ("ip_vs_conn_new", "ip_vs_conn_new", "ip_vs"),
-        ] {
-            if !Path::new("/sys/module").join(module).exists() {
-                tracing::debug!(hook = prog, "module {module} not loaded: hook unavailable");
-                continue;
-            }
+        for prog in todo {
+            l.kprobes_tried.insert(prog);
             if prog == "ip_vs_conn_new" && offsets.ipvs_valid == 0 {
                 tracing::info!(hook = prog, "no BTF for ip_vs: hook unavailable");
                 continue;
             }
-            let result = (|| -> Result<(), String> {
+            let result = (|| -> Result<KProbeLinkId, String> {
                 let p: &mut KProbe = l
                     .ebpf
                     .program_mut(prog)
                     .ok_or("missing from the object")?
                     .try_into()
                     .map_err(|e| format!("{e}"))?;
-                p.load().map_err(|e| format!("load: {e}"))?;
-                let link = p.attach(symbol, 0).map_err(|e| format!("attach: {e}"))?;
-                // Keep it attached for the daemon's life.
-                let _ = link;
-                Ok(())
+                match p.load() {
+                    Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
+                    Err(e) => return Err(format!("load: {e}")),
+                }
+                p.attach(prog, 0).map_err(|e| format!("attach: {e}"))
             })();
             match result {
-                Ok(()) => {
+                Ok(id) => {
                     tracing::info!(hook = prog, "kprobe attached");
-                    l.kprobes.push(prog.to_owned());
+                    l.kprobes_tried.remove(prog);
+                    l.kprobes.insert(prog, id);
                 }
                 Err(e) => tracing::info!(hook = prog, reason = %e, "kprobe unavailable"),
             }
+        }
+    }
+
+    /// Attaches kprobes whose module appeared, detaches those whose module went.
+    pub fn refresh_kprobes(&self) {
+        if let Some(l) = lock(&self.loaded).as_mut() {
+            self.attach_kprobes(l);
         }
     }
 
@@ -304,7 +346,7 @@ impl Engine {
     pub fn kprobes(&self) -> Vec<String> {
         lock(&self.loaded)
             .as_ref()
-            .map(|l| l.kprobes.clone())
+            .map(|l| l.kprobes.keys().map(|k| (*k).to_owned()).collect())
             .unwrap_or_default()
     }
 

@@ -159,6 +159,8 @@ async fn reconcile_loop(engine: std::sync::Weak<Engine>, ovsdb: Option<Arc<Handl
     let mut reported: HashSet<String> = HashSet::new();
     loop {
         let Some(e) = engine.upgrade() else { return };
+        let e2 = e.clone();
+        let _ = tokio::task::spawn_blocking(move || e2.refresh_kprobes()).await;
         if let Some(h) = &ovsdb {
             let state = h.state();
             // While the database is down, keep what is attached.
