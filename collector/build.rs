@@ -19,6 +19,7 @@ fn main() {
         .and_then(|s| s.split_whitespace().nth(1).map(str::to_owned))
         .unwrap_or_else(|| "unknown".to_owned());
     embed_ebpf();
+    compile_podresources();
     println!("cargo:rustc-env=DPC_GIT_REVISION={revision}");
     println!("cargo:rustc-env=DPC_RUSTC_VERSION={rustc_version}");
     println!("cargo:rerun-if-changed=../.git/HEAD");
@@ -46,5 +47,25 @@ fn embed_ebpf() {
     }
     if let Err(e) = std::fs::write(&out, bytes) {
         println!("cargo:warning=cannot write {}: {e}", out.display());
+    }
+}
+
+/// Generates the kubelet pod-resources v1 client (and server, for the tests' fake kubelet) from
+/// the vendored `proto/podresources/v1/api.proto`. `protox` parses the proto in Rust, so the
+/// build needs no `protoc`.
+fn compile_podresources() {
+    let proto = "proto/podresources/v1/api.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let fds = match protox::compile([proto], ["proto/podresources/v1"]) {
+        Ok(fds) => fds,
+        Err(e) => panic!("cannot parse {proto}: {e}"),
+    };
+    if let Err(e) = tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .build_transport(false)
+        .compile_fds(fds)
+    {
+        panic!("cannot generate code from {proto}: {e}");
     }
 }
