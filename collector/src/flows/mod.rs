@@ -1,26 +1,406 @@
 //! `dataplane-collector flows`: parse, filter, group and draw OpenFlow tables.
 //!
-//! (Interface stub: the implementation lands with the flow-analysis issue.)
+//! ```text
+//! dataplane-collector flows -i dump.txt --filter 'nw_src~=10.0.0.5 and n_packets>0'
+//! dataplane-collector flows --bridge br-int --format logic
+//! dataplane-collector flows --node http://node-a:9477 --format json
+//! dataplane-collector flows -i dump.txt --format graph -o pipeline.svg
+//! dataplane-collector flows sync --node http://node-a:9477 --node http://node-b:9477 --dir /tmp/flows
+//! dataplane-collector flows diff node-a.flows http://node-b:9477
+//! ```
+//!
+//! Layout: [`source`] reads text (files, live bridges, other nodes); [`parse`] turns it into
+//! typed flows (pure); [`filter`] selects; [`view`] writes; [`sync`] and [`diff`] work across
+//! nodes; [`api`] is the daemon's side of `--node`.
 
 pub mod api;
+pub mod diff;
+pub mod filter;
+pub mod parse;
+pub mod source;
+pub mod sync;
+pub mod view;
 
-use clap::Args;
+use clap::{Args, Subcommand, ValueEnum};
+use source::Source;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+use view::Format;
 
 /// Arguments of the `flows` subcommand.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct FlowsArgs {
-    /// `ovs-ofctl dump-flows` or `ovs-appctl dpctl/dump-flows` text; `-` for standard input.
+    #[command(subcommand)]
+    pub command: Option<FlowsCommand>,
+    #[command(flatten)]
+    pub view: ViewArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum FlowsCommand {
+    /// Write every node's flows into one file per node (like the k8s-ofparse monitor).
+    Sync(sync::SyncArgs),
+    /// Show which rules differ between two flow tables (files, nodes or bridges), ignoring
+    /// counters.
+    Diff(diff::DiffArgs),
+}
+
+/// Where flows are read from (any number of each).
+#[derive(Debug, Clone, Default, Args)]
+pub struct InputArgs {
+    /// `ovs-ofctl dump-flows` or `ovs-dpctl dump-flows` text; `-` for standard input
+    /// (repeatable).
     #[arg(short = 'i', long = "input", value_name = "FILE")]
-    pub input: Option<String>,
+    pub input: Vec<String>,
+
+    /// A local bridge, read live over its management socket in --ovs.rundir (repeatable).
+    /// With --node: which bridges to ask the node for.
+    #[arg(short = 'b', long = "bridge", value_name = "NAME")]
+    pub bridge: Vec<String>,
+
+    /// A switch to read live over OpenFlow 1.3: unix:PATH, tcp:HOST:PORT or HOST
+    /// (repeatable).
+    #[arg(long = "target", value_name = "TARGET")]
+    pub target: Vec<String>,
+
+    /// Another node's daemon (http://HOST:PORT, started with --web.enable-flow-api)
+    /// (repeatable).
+    #[arg(long = "node", value_name = "URL")]
+    pub node: Vec<String>,
+
+    /// Open vSwitch run directory, where each bridge's <bridge>.mgmt socket is.
+    #[arg(
+        long = "ovs.rundir",
+        value_name = "DIR",
+        default_value = "/var/run/openvswitch"
+    )]
+    pub ovs_rundir: PathBuf,
+
+    /// How long to wait for a switch or a node.
+    #[arg(long = "timeout", value_name = "DURATION", default_value = "30s", value_parser = crate::cli::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ViewArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
+
+    /// Keep the flows that pass, e.g. "nw_src~=10.0.0.5 and n_packets>0" (operators =, !=, <,
+    /// >, ~=; and, or, not, parentheses; any match field, action or counter).
+    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// How to show the flows.
+    #[arg(long = "format", value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Write here instead of standard output; with --format graph, a name ending in .svg is
+    /// rendered by graphviz's `dot`.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Colors in the table view.
+    #[arg(long = "color", value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+
+    /// --format cookie: list each flow under its cookie and table.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlowsError {
-    #[error("not implemented yet")]
-    NotImplemented,
+    #[error("give flows to read: -i FILE, --bridge NAME, --target TARGET or --node URL")]
+    NoInput,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bad --filter: {source}")]
+    Filter {
+        #[source]
+        source: filter::FilterError,
+    },
+    #[error("target {target}: {reason}")]
+    Target { target: String, reason: String },
+    #[error(transparent)]
+    Switch {
+        #[from]
+        source: crate::openflow::ClientError,
+    },
+    #[error("node {node}: {reason}")]
+    Node { node: String, reason: String },
+    #[error(
+        "graphviz's `dot` is needed to render {path} (apt-get install graphviz); the DOT text is in {dot}"
+    )]
+    NoGraphviz { path: String, dot: String },
+    #[error("dot failed on {path}: {reason}")]
+    Graphviz { path: String, reason: String },
+    #[error("{differences} rules differ")]
+    Differ { differences: usize },
+    #[error("cannot start the async runtime: {source}")]
+    Runtime {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads every input given; a failing one stops the command (its error names it).
+pub fn load(inputs: &InputArgs) -> Result<Vec<Source>, FlowsError> {
+    let mut out = Vec::new();
+    for path in &inputs.input {
+        out.push(source::read_input(path)?);
+    }
+    let live = !inputs.target.is_empty() || !inputs.node.is_empty();
+    let bridges_live = if inputs.node.is_empty() {
+        inputs.bridge.clone()
+    } else {
+        Vec::new()
+    };
+    if live || !bridges_live.is_empty() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| FlowsError::Runtime { source })?;
+        rt.block_on(async {
+            let deadline = tokio::time::Instant::now() + inputs.timeout;
+            for b in &bridges_live {
+                let ep = source::bridge_endpoint(&inputs.ovs_rundir, b);
+                let text = source::fetch_openflow(&ep, deadline).await?;
+                out.push(Source {
+                    name: b.clone(),
+                    text,
+                });
+            }
+            for t in &inputs.target {
+                let ep = source::target_endpoint(t).await?;
+                let text = source::fetch_openflow(&ep, deadline).await?;
+                out.push(Source {
+                    name: t.clone(),
+                    text,
+                });
+            }
+            for n in &inputs.node {
+                for nb in source::fetch_node(n, &inputs.bridge, deadline).await? {
+                    out.push(Source {
+                        name: format!("{}/{}", nb.node, nb.bridge),
+                        text: nb.text,
+                    });
+                }
+            }
+            Ok::<_, FlowsError>(())
+        })?;
+    }
+    if out.is_empty()
+        && inputs.input.is_empty()
+        && inputs.bridge.is_empty()
+        && inputs.target.is_empty()
+        && inputs.node.is_empty()
+    {
+        return Err(FlowsError::NoInput);
+    }
+    Ok(out)
+}
+
+/// Prints the malformed lines of a source to standard error.
+pub fn report_errors(name: &str, errors: &[parse::LineError], many: bool) {
+    let mut err = std::io::stderr().lock();
+    for e in errors.iter().take(50) {
+        if many {
+            let _ = writeln!(err, "{name}: {e}");
+        } else {
+            let _ = writeln!(err, "{e}");
+        }
+    }
+    if errors.len() > 50 {
+        let _ = writeln!(err, "{name}: {} more malformed lines", errors.len() - 50);
+    }
+    if !errors.is_empty() {
+        let _ = writeln!(
+            err,
+            "{name}: {} malformed line{} skipped; the rest was processed",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" }
+        );
+    }
 }
 
 /// Runs the subcommand.
-pub fn run(_args: FlowsArgs) -> Result<(), FlowsError> {
-    Err(FlowsError::NotImplemented)
+pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
+    match args.command {
+        Some(FlowsCommand::Sync(s)) => return sync::run(s),
+        Some(FlowsCommand::Diff(d)) => return diff::run(d),
+        None => {}
+    }
+    let v = args.view;
+    let filter = v
+        .filter
+        .as_deref()
+        .map(filter::Filter::parse)
+        .transpose()
+        .map_err(|source| FlowsError::Filter { source })?;
+    let sources = load(&v.inputs)?;
+    let many = sources.len() > 1;
+    let parsed: Vec<(String, parse::Parsed<'_>)> = sources
+        .iter()
+        .map(|s| (s.name.clone(), parse::parse_text(&s.text)))
+        .collect();
+    for (name, p) in &parsed {
+        report_errors(name, &p.errors, many);
+    }
+    let selected: Vec<(&str, Vec<&parse::Flow<'_>>)> = parsed
+        .iter()
+        .map(|(name, p)| {
+            let flows = p
+                .flows
+                .iter()
+                .filter(|f| filter.as_ref().is_none_or(|flt| flt.matches(f)))
+                .collect();
+            (name.as_str(), flows)
+        })
+        .collect();
+
+    let out_name = v
+        .output
+        .as_ref()
+        .map_or_else(|| "standard output".to_owned(), |p| p.display().to_string());
+    let write_err = |source| FlowsError::Write {
+        path: out_name.clone(),
+        source,
+    };
+    let color = match v.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => {
+            v.output.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    match v.format {
+        Format::Json => {
+            let all: Vec<&parse::Flow<'_>> = selected
+                .iter()
+                .flat_map(|(_, f)| f.iter().copied())
+                .collect();
+            view::json::render(&mut buf, all.into_iter()).map_err(write_err)?;
+        }
+        Format::Graph => {
+            let all: Vec<&parse::Flow<'_>> = selected
+                .iter()
+                .flat_map(|(_, f)| f.iter().copied())
+                .collect();
+            let name = selected
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join("+");
+            let dot = view::graph::dot(&all, &name);
+            if let Some(path) = v
+                .output
+                .as_ref()
+                .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+            {
+                return render_svg(&dot, path);
+            }
+            buf.extend_from_slice(dot.as_bytes());
+        }
+        format => {
+            for (name, flows) in &selected {
+                if many {
+                    let _ = writeln!(buf, "== {name} ==");
+                }
+                match format {
+                    Format::Table => view::table::render(&mut buf, flows, color),
+                    Format::Text => {
+                        for f in flows {
+                            buf.extend_from_slice(f.orig.as_bytes());
+                            buf.push(b'\n');
+                        }
+                        Ok(())
+                    }
+                    Format::Logic => view::logic::render(&mut buf, flows),
+                    Format::Cookie => view::cookie::render(&mut buf, flows, v.verbose),
+                    _ => view::tree::render(&mut buf, flows),
+                }
+                .map_err(write_err)?;
+            }
+        }
+    }
+    match &v.output {
+        Some(p) => std::fs::write(p, &buf).map_err(write_err),
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&buf).and_then(|()| out.flush()) {
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.map_err(write_err),
+            }
+        }
+    }
+}
+
+/// Renders DOT text to SVG with graphviz's `dot`.
+pub fn render_svg(dot: &str, path: &std::path::Path) -> Result<(), FlowsError> {
+    use std::process::{Command, Stdio};
+    let spawned = Command::new("dot")
+        .arg("-Tsvg")
+        .arg("-o")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dot_path = path.with_extension("dot");
+            std::fs::write(&dot_path, dot).map_err(|source| FlowsError::Write {
+                path: dot_path.display().to_string(),
+                source,
+            })?;
+            return Err(FlowsError::NoGraphviz {
+                path: path.display().to_string(),
+                dot: dot_path.display().to_string(),
+            });
+        }
+        Err(e) => {
+            return Err(FlowsError::Graphviz {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(dot.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| FlowsError::Graphviz {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(FlowsError::Graphviz {
+            path: path.display().to_string(),
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
 }
