@@ -97,7 +97,8 @@ pub struct VfInfo {
 pub struct Link {
     pub index: i32,
     pub name: String,
-    /// `IFLA_NUM_VF`: present only on devices with SR-IOV enabled.
+    /// `IFLA_NUM_VF`: the kernel adds it (0 without SR-IOV) to links with a parent device when
+    /// `RTEXT_FILTER_VF` is asked for; `None` on virtual links (lo, veth).
     pub num_vf: Option<u32>,
     pub vfs: Vec<VfInfo>,
 }
