@@ -645,3 +645,108 @@ fn prometheus_join_returns_the_pod_of_each_vf() -> Result<()> {
     assert_eq!(up.first().map(|r| r["value"][1].clone()), Some("1".into()));
     Ok(())
 }
+
+#[test]
+fn all_three_sources_in_one_scrape_are_promtool_clean() -> Result<()> {
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let Some(promtool) = testbed::ovs::which("promtool") else {
+        let required = std::env::var("DPC_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "promtool is not installed (apt-get install prometheus)"
+        );
+        eprintln!("SKIPPED: promtool not installed");
+        return Ok(());
+    };
+    let tmp = fixture()?;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../collector/tests/fixtures/sriov");
+    let node = tmp.path().join("node");
+    let kubepods = tmp.path().join("kubepods.slice");
+    std::fs::create_dir_all(&node)?;
+    std::fs::create_dir_all(&kubepods)?;
+    tree::unpack(&std::fs::read_to_string(fixtures.join("node.tree"))?, &node)?;
+    tree::unpack(
+        &std::fs::read_to_string(fixtures.join("cgroup-v2.tree"))?,
+        &kubepods,
+    )?;
+    let checkpoint = tmp.path().join("cpu_manager_state");
+    std::fs::copy(fixtures.join("cpu_manager_state.json"), &checkpoint)?;
+    let socket = tmp.path().join("kubelet.sock");
+    let _server = KubeletServer::start(&socket)?;
+    let d = Daemon::start(&sriov_args(
+        tmp.path(),
+        &[
+            "--collector.kubepoddevice",
+            "--collector.kubepodcpu",
+            &format!("--path.kubeletSocket={}", socket.display()),
+            &format!("--path.nodecpuinfo={}", node.display()),
+            &format!("--path.kubecgroup={}", kubepods.display()),
+            &format!("--path.cpucheckpoint={}", checkpoint.display()),
+        ],
+    ))?;
+    let (status, body) = d.get("/metrics")?;
+    assert_eq!(status, 200);
+    let s = prom::parse(&body)?;
+    for c in ["vfstats", "kubepoddevice", "kubepodcpu"] {
+        assert_eq!(
+            value(
+                &s,
+                "dataplane_collector_scrape_success",
+                &[("collector", c)]
+            ),
+            Some(1.0),
+            "{c}"
+        );
+    }
+    assert_eq!(
+        value(
+            &s,
+            "sriov_kubepodcpu",
+            &[
+                ("cpu_id", "4"),
+                ("numa_node", "1"),
+                ("uid", "6f1c2a8e-3b4d-4e5f-9a0b-1c2d3e4f5a6b")
+            ]
+        ),
+        Some(1.0)
+    );
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(
+        child.stdin.as_mut().context("promtool stdin")?,
+        body.as_bytes(),
+    )?;
+    drop(child.stdin.take());
+    let out = child.wait_with_output()?;
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The one lint we accept on purpose: `pciAddr` is the seed's label name and the key of its
+    // PromQL join, so it stays camelCase. Anything else fails.
+    let other: Vec<&str> = report
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.ends_with("label names should be written in 'snake_case' not 'camelCase'"))
+        .collect();
+    assert!(other.is_empty(), "promtool check metrics:\n{report}");
+    let camel: Vec<&str> = report
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        camel.iter().all(|m| body
+            .lines()
+            .filter(|l| l.starts_with(&format!("{m}{{")))
+            .all(|l| l.contains("pciAddr="))),
+        "a camelCase label other than pciAddr:\n{report}"
+    );
+    Ok(())
+}
