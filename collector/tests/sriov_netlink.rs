@@ -291,3 +291,120 @@ fn every_truncation_is_an_error_or_a_shorter_link_never_a_panic() {
         let _ = netlink::parse_link(&m);
     }
 }
+
+mod independent_decoder {
+    //! The same bytes through netlink-packet-route (rust-netlink's decoder, written from the same
+    //! `if_link.h`, tested on its own nlmon captures of a PF with VFs): if our constructed
+    //! layout were wrong, the two would disagree.
+
+    use super::*;
+    use netlink_packet_core::{Emitable, Parseable};
+    use netlink_packet_route::link::{
+        LinkAttribute, LinkMessage, LinkVfInfo, VfInfo as NprVfInfo, VfInfoMac, VfStats,
+    };
+
+    fn their_counters(stats: &[VfStats]) -> VfCounters {
+        let mut c = VfCounters::default();
+        for s in stats {
+            match s {
+                VfStats::RxPackets(v) => c.rx_packets = Some(*v),
+                VfStats::TxPackets(v) => c.tx_packets = Some(*v),
+                VfStats::RxBytes(v) => c.rx_bytes = Some(*v),
+                VfStats::TxBytes(v) => c.tx_bytes = Some(*v),
+                VfStats::Broadcast(v) => c.rx_broadcast = Some(*v),
+                VfStats::Multicast(v) => c.rx_multicast = Some(*v),
+                VfStats::RxDropped(v) => c.rx_dropped = Some(*v),
+                VfStats::TxDropped(v) => c.tx_dropped = Some(*v),
+                _ => {}
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn netlink_packet_route_reads_our_kernel_layout_the_same() {
+        let msg = pf_with_two_vfs(1);
+        let theirs = LinkMessage::parse(payload(&msg)).unwrap_or_else(|e| panic!("{e}"));
+        let ours = netlink::parse_link(payload(&msg)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(theirs.header.index, 6);
+        let mut vfs = Vec::new();
+        for a in &theirs.attributes {
+            match a {
+                LinkAttribute::IfName(n) => assert_eq!(n, &ours.name),
+                LinkAttribute::NumVf(n) => assert_eq!(Some(*n), ours.num_vf),
+                LinkAttribute::VfInfoList(list) => {
+                    for LinkVfInfo(attrs) in list {
+                        let mut id = None;
+                        let mut stats = None;
+                        for x in attrs {
+                            match x {
+                                NprVfInfo::Mac(m) => id = Some(m.vf_id),
+                                NprVfInfo::Stats(s) => stats = Some(their_counters(s)),
+                                _ => {}
+                            }
+                        }
+                        vfs.push((id, stats));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let want: Vec<_> = ours.vfs.iter().map(|v| (Some(v.id), v.stats)).collect();
+        assert_eq!(vfs, want);
+        assert_eq!(vfs.len(), 2);
+    }
+
+    #[test]
+    fn we_read_what_netlink_packet_route_emits() {
+        let mut m = LinkMessage::default();
+        m.header.index = 42;
+        m.attributes = vec![
+            LinkAttribute::IfName("ens1f0".into()),
+            LinkAttribute::NumVf(3),
+            LinkAttribute::VfInfoList(
+                (0..3u32)
+                    .map(|vf| {
+                        let n = u64::from(vf) * 1000;
+                        LinkVfInfo(vec![
+                            NprVfInfo::Mac(VfInfoMac::new(vf, &[2, 0, 0, 0, 0, vf as u8])),
+                            NprVfInfo::Stats(vec![
+                                VfStats::RxPackets(n + 1),
+                                VfStats::TxPackets(n + 2),
+                                VfStats::RxBytes(n + 3),
+                                VfStats::TxBytes(n + 4),
+                                VfStats::Broadcast(n + 5),
+                                VfStats::Multicast(n + 6),
+                                VfStats::RxDropped(n + 7),
+                                VfStats::TxDropped(n + 8),
+                            ]),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ];
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.emit(&mut buf);
+        let ours = netlink::parse_link(&buf).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ours.index, 42);
+        assert_eq!(ours.name, "ens1f0");
+        assert_eq!(ours.num_vf, Some(3));
+        assert_eq!(ours.vfs.len(), 3);
+        for (i, v) in ours.vfs.iter().enumerate() {
+            let n = i as u64 * 1000;
+            assert_eq!(v.id, i as u32);
+            assert_eq!(
+                v.stats,
+                Some(counters([
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7,
+                    n + 8
+                ]))
+            );
+        }
+    }
+}
