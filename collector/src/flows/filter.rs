@@ -45,7 +45,7 @@ pub enum Op {
 /// A compiled filter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    Clause(Clause),
+    Clause(Box<Clause>),
     Not(Box<Filter>),
     And(Vec<Filter>),
     Or(Vec<Filter>),
@@ -442,11 +442,11 @@ impl Parser {
                 } else {
                     None
                 };
-                Ok(Filter::Clause(Clause {
+                Ok(Filter::Clause(Box::new(Clause {
                     path: key.split('.').map(str::to_owned).collect(),
                     key,
                     test,
-                }))
+                })))
             }
             _ => Err(self.unexpected("a clause or `(`")),
         }

@@ -859,10 +859,10 @@ fn decode_action(k: RawKv<'_>, set: ActionSet) -> Result<Kv<'_>, ParseError> {
         Cow::Borrowed(k.key)
     };
     let name = lower.as_ref();
-    if set == ActionSet::Learn {
-        if let Some(kv) = decode_learn_item(k, name)? {
-            return Ok(kv);
-        }
+    if set == ActionSet::Learn
+        && let Some(kv) = decode_learn_item(k, name)?
+    {
+        return Ok(kv);
     }
     if k.delim == Delim::Free {
         if flag_action(name) {

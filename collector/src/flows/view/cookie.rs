@@ -20,9 +20,11 @@ impl Totals {
     }
 }
 
+/// Per table: totals and (with --verbose) the flows.
+type Tables<'f> = BTreeMap<u128, (Totals, Vec<&'f Flow<'f>>)>;
+
 pub fn render<W: Write>(w: &mut W, flows: &[&Flow<'_>], verbose: bool) -> io::Result<()> {
-    let mut cookies: BTreeMap<u128, (Totals, BTreeMap<u128, (Totals, Vec<&Flow<'_>>)>)> =
-        BTreeMap::new();
+    let mut cookies: BTreeMap<u128, (Totals, Tables<'_>)> = BTreeMap::new();
     for f in flows {
         let (t, tables) = cookies.entry(f.cookie()).or_default();
         t.add(f);

@@ -13,6 +13,9 @@ pub fn shape(f: &Flow<'_>) -> (u128, String, String) {
     (f.priority(), m.join(","), a.join(","))
 }
 
+/// Highest priority first, then match and action names.
+type ShapeKey = (std::cmp::Reverse<u128>, String, String);
+
 #[derive(Default)]
 struct Group {
     flows: u64,
@@ -22,8 +25,7 @@ struct Group {
 }
 
 pub fn render<W: Write>(w: &mut W, flows: &[&Flow<'_>]) -> io::Result<()> {
-    let mut tables: BTreeMap<u128, BTreeMap<(std::cmp::Reverse<u128>, String, String), Group>> =
-        BTreeMap::new();
+    let mut tables: BTreeMap<u128, BTreeMap<ShapeKey, Group>> = BTreeMap::new();
     for f in flows {
         let (p, m, a) = shape(f);
         let g = tables
