@@ -43,7 +43,8 @@ fn cargo_bin(name: &str) -> PathBuf {
 pub fn ensure_toolchain() -> Result<()> {
     if !std::path::Path::new(DEBIAN_RUSTC).exists() || !has_bpf_core() {
         crate::deps::ensure_packages(&[
-            ("rustc-web", "rustc"),
+            // rustup's `rustc` on PATH is not Debian's: look for the file itself.
+            ("rustc-web", DEBIAN_RUSTC),
             (
                 "libstd-rust-web-dev-bpf",
                 "/usr/lib/rustlib/bpfel-unknown-none/lib",
