@@ -5,8 +5,8 @@
 use super::btf::Btf;
 use super::{Config, EbpfError, PortTraffic};
 use aya::maps::{Array, MapData, PerCpuHashMap, RingBuf};
-use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachOptions};
 use aya::programs::kprobe::KProbeLinkId;
+use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachOptions};
 use aya::programs::{KProbe, LinkOrder, ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 use collector_common::{

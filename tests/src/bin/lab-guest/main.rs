@@ -7,6 +7,8 @@
 //!                          counter served equal to ipvsadm's
 //! lab-guest ipvs-absent    no ip_vs module: the source is unavailable, quietly, and loads nothing
 //! lab-guest ovs-kernel     the OVS kernel datapath really carries a bridge's traffic
+//! lab-guest ebpf-kernel    the eBPF kprobes on the OVS kernel datapath and IPVS (ip_vs loaded
+//!                          after the daemon): every count equal to the kernel's own
 //! lab-guest bench-ipvs     1,000 services x 4 destinations: scrape versus /proc/net/ip_vs
 //! lab-guest serve PORT...  (helper) TCP and UDP servers on [::]:PORT, run in a real server's namespace
 //! lab-guest clients ...    (helper) client connections, run in a client's namespace
@@ -15,6 +17,7 @@
 
 mod absent;
 mod bench;
+mod ebpf;
 mod ipvs;
 mod ipvsadm;
 mod net;
@@ -40,7 +43,9 @@ pub fn self_path() -> PathBuf {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("usage: lab-guest ipvs|ipvs-absent|ovs-kernel|bench-ipvs|serve|clients|hold");
+        eprintln!(
+            "usage: lab-guest ipvs|ipvs-absent|ovs-kernel|ebpf-kernel|bench-ipvs|serve|clients|hold"
+        );
         std::process::exit(2);
     };
     let start = Instant::now();
@@ -48,6 +53,7 @@ fn main() {
         "ipvs" => ipvs::run(),
         "ipvs-absent" => absent::run(),
         "ovs-kernel" => ovs::run(),
+        "ebpf-kernel" => ebpf::run(),
         "bench-ipvs" => bench::run(rest),
         "serve" => net::serve(rest),
         "clients" => net::clients(rest),
