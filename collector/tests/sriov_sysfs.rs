@@ -139,8 +139,8 @@ fn sysfs_only_source_emits_i40e_counters_with_seed_labels() {
         "sriov_pf_vfs{pf=\"ens785f0\",pciAddr=\"0000:3b:00.0\",numa_node=\"0\"} 2\n",
         "sriov_pf_vfs{pf=\"ens801f0\",pciAddr=\"0000:af:00.0\",numa_node=\"1\"} 2\n",
         "sriov_pf_vfs{pf=\"ens802f0np0\",pciAddr=\"0000:d8:00.0\",numa_node=\"\"} 0\n",
-        "sriov_pf_stats_source{pf=\"ens785f0\",pciAddr=\"0000:3b:00.0\",source=\"sysfs\"} 1\n",
-        "sriov_pf_stats_source{pf=\"ens801f0\",pciAddr=\"0000:af:00.0\",source=\"none\"} 1\n",
+        "sriov_pf_stats_source{pf=\"ens785f0\",pciAddr=\"0000:3b:00.0\",driver=\"i40e\",source=\"sysfs\"} 1\n",
+        "sriov_pf_stats_source{pf=\"ens801f0\",pciAddr=\"0000:af:00.0\",driver=\"i40e\",source=\"none\"} 1\n",
         "# TYPE sriov_vf_rx_packets_total counter\n",
     ] {
         assert!(text.contains(line), "missing {line}in\n{text}");

@@ -101,7 +101,7 @@ pub fn encode_vfstats(s: &VfStatsSnapshot, w: &mut Writer) {
     }
     w.family(
         "sriov_pf_stats_source",
-        "Where the VF counters of the physical function came from in this scrape (1 for the source used: netlink, sysfs or none).",
+        "Where the VF counters of the physical function came from in this scrape (netlink, sysfs or none), with its driver; always 1.",
         MetricType::Gauge,
     );
     for p in &s.pfs {
@@ -113,6 +113,7 @@ pub fn encode_vfstats(s: &VfStatsSnapshot, w: &mut Writer) {
         w.sample("sriov_pf_stats_source")
             .label("pf", &p.pf.name)
             .label("pciAddr", &p.pf.pci_addr)
+            .label("driver", p.pf.driver.as_deref().unwrap_or_default())
             .label("source", source)
             .value_u64(1);
     }
