@@ -248,6 +248,17 @@ fn daemon_vfstats_on_the_fixture_tree_and_on_this_host() -> Result<()> {
 struct FakeKubelet {
     pods: Vec<proto::PodResources>,
     allocatable: Vec<proto::ContainerDevices>,
+    mode: Mode,
+}
+
+/// How the fake kubelet answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Normal,
+    /// A kubelet before 1.21 (or with the feature gate off): no GetAllocatableResources.
+    NoAllocatable,
+    /// `List` fails with an internal error: broken, not absent.
+    ListFails,
 }
 
 #[tonic::async_trait]
@@ -256,6 +267,9 @@ impl PodResourcesLister for FakeKubelet {
         &self,
         _r: tonic::Request<proto::ListPodResourcesRequest>,
     ) -> Result<tonic::Response<proto::ListPodResourcesResponse>, tonic::Status> {
+        if self.mode == Mode::ListFails {
+            return Err(tonic::Status::internal("checkpoint corrupted"));
+        }
         Ok(tonic::Response::new(proto::ListPodResourcesResponse {
             pod_resources: self.pods.clone(),
         }))
@@ -265,6 +279,9 @@ impl PodResourcesLister for FakeKubelet {
         &self,
         _r: tonic::Request<proto::AllocatableResourcesRequest>,
     ) -> Result<tonic::Response<proto::AllocatableResourcesResponse>, tonic::Status> {
+        if self.mode == Mode::NoAllocatable {
+            return Err(tonic::Status::unimplemented("unknown method"));
+        }
         Ok(tonic::Response::new(proto::AllocatableResourcesResponse {
             devices: self.allocatable.clone(),
             ..Default::default()
@@ -288,7 +305,7 @@ const ASSIGNMENTS: &[(&str, &str, &str, &[&str])] = &[
     ("cnf-c", "edge", "fw", &["0000:af:02.0", "0000:af:02.1"]),
 ];
 
-fn fake_kubelet() -> FakeKubelet {
+fn fake_kubelet(mode: Mode) -> FakeKubelet {
     let pods = ASSIGNMENTS
         .iter()
         .map(|(pod, ns, container, vfs)| proto::PodResources {
@@ -320,7 +337,11 @@ fn fake_kubelet() -> FakeKubelet {
             nodes: vec![proto::NumaNode { id: 1 }],
         }),
     }];
-    FakeKubelet { pods, allocatable }
+    FakeKubelet {
+        pods,
+        allocatable,
+        mode,
+    }
 }
 
 /// The fake kubelet serving on `socket` on a runtime of its own, until dropped.
@@ -331,6 +352,10 @@ struct KubeletServer {
 
 impl KubeletServer {
     fn start(socket: &Path) -> Result<KubeletServer> {
+        KubeletServer::start_with(socket, Mode::Normal)
+    }
+
+    fn start_with(socket: &Path, mode: Mode) -> Result<KubeletServer> {
         let _ = std::fs::remove_file(socket);
         let std_listener = std::os::unix::net::UnixListener::bind(socket)?;
         std_listener.set_nonblocking(true)?;
@@ -342,7 +367,7 @@ impl KubeletServer {
             rt.block_on(async move {
                 let listener = tokio::net::UnixListener::from_std(std_listener)?;
                 tonic::transport::Server::builder()
-                    .add_service(PodResourcesListerServer::new(fake_kubelet()))
+                    .add_service(PodResourcesListerServer::new(fake_kubelet(mode)))
                     .serve_with_incoming_shutdown(
                         tokio_stream::wrappers::UnixListenerStream::new(listener),
                         async {
@@ -485,6 +510,53 @@ fn kubepoddevice_from_a_real_grpc_server_missing_and_restarting() -> Result<()> 
     let s = scrape(&d)?;
     assert_eq!(kubepoddevice_available(&s), Some(1.0));
     assert_eq!(device_pods(&s), expected_pods());
+    Ok(())
+}
+
+#[test]
+fn kubepoddevice_old_kubelet_and_failing_kubelet() -> Result<()> {
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let tmp = fixture()?;
+    let socket = tmp.path().join("kubelet.sock");
+    let sock_arg = format!("--path.kubeletSocket={}", socket.display());
+    let d = Daemon::start(&sriov_args(
+        tmp.path(),
+        &["--collector.kubepoddevice", &sock_arg],
+    ))?;
+    // No GetAllocatableResources: the assignments are still there, the allocatable family is
+    // left out, and the scrape is a success.
+    let server = KubeletServer::start_with(&socket, Mode::NoAllocatable)?;
+    let s = scrape(&d)?;
+    assert_eq!(device_pods(&s), expected_pods());
+    assert!(
+        !s.iter()
+            .any(|x| x.name == "sriov_kubelet_allocatable_device")
+    );
+    assert_eq!(
+        value(
+            &s,
+            "dataplane_collector_scrape_success",
+            &[("collector", "kubepoddevice")]
+        ),
+        Some(1.0)
+    );
+    drop(server);
+    // List fails: the kubelet is there and broken, so available but not successful, and no
+    // series.
+    let _server = KubeletServer::start_with(&socket, Mode::ListFails)?;
+    let s = scrape(&d)?;
+    assert_eq!(kubepoddevice_available(&s), Some(1.0));
+    assert_eq!(
+        value(
+            &s,
+            "dataplane_collector_scrape_success",
+            &[("collector", "kubepoddevice")]
+        ),
+        Some(0.0)
+    );
+    assert!(device_pods(&s).is_empty());
     Ok(())
 }
 
