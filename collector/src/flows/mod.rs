@@ -116,6 +116,10 @@ pub struct ViewArgs {
     /// --format cookie: list each flow under its cookie and table.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+
+    /// Page the output through $PAGER (default `less -RS`) when writing to a terminal.
+    #[arg(short = 'p', long = "paged")]
+    pub paged: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +247,37 @@ pub fn report_errors(name: &str, errors: &[parse::LineError], many: bool) {
     }
 }
 
+/// Where the output goes: a file, standard output, or memory for the pager.
+enum Sink {
+    Mem(Vec<u8>),
+    File(std::io::BufWriter<std::fs::File>),
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Mem(v) => v.write(b),
+            Sink::File(f) => f.write(b),
+            Sink::Stdout(s) => s.write(b),
+        }
+    }
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Mem(v) => v.write_all(b),
+            Sink::File(f) => f.write_all(b),
+            Sink::Stdout(s) => s.write_all(b),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Mem(_) => Ok(()),
+            Sink::File(f) => f.flush(),
+            Sink::Stdout(s) => s.flush(),
+        }
+    }
+}
+
 /// Runs the subcommand.
 pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
     match args.command {
@@ -259,103 +294,177 @@ pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
         .map_err(|source| FlowsError::Filter { source })?;
     let sources = load(&v.inputs)?;
     let many = sources.len() > 1;
-    let parsed: Vec<(String, parse::Parsed<'_>)> = sources
-        .iter()
-        .map(|s| (s.name.clone(), parse::parse_text(&s.text)))
-        .collect();
-    for (name, p) in &parsed {
-        report_errors(name, &p.errors, many);
-    }
-    let selected: Vec<(&str, Vec<&parse::Flow<'_>>)> = parsed
-        .iter()
-        .map(|(name, p)| {
-            let flows = p
-                .flows
-                .iter()
-                .filter(|f| filter.as_ref().is_none_or(|flt| flt.matches(f)))
-                .collect();
-            (name.as_str(), flows)
-        })
-        .collect();
+    let keep = |f: &parse::Flow<'_>| filter.as_ref().is_none_or(|flt| flt.matches(f));
 
     let out_name = v
         .output
         .as_ref()
         .map_or_else(|| "standard output".to_owned(), |p| p.display().to_string());
-    let write_err = |source| FlowsError::Write {
+    let write_err = |source: std::io::Error| FlowsError::Write {
         path: out_name.clone(),
         source,
     };
+    let tty = std::io::stdout().is_terminal();
     let color = match v.color {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => {
-            v.output.is_none()
-                && std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none()
-        }
+        Color::Auto => v.output.is_none() && tty && std::env::var_os("NO_COLOR").is_none(),
     };
-    let mut buf: Vec<u8> = Vec::new();
-    match v.format {
-        Format::Json => {
-            let all: Vec<&parse::Flow<'_>> = selected
-                .iter()
-                .flat_map(|(_, f)| f.iter().copied())
-                .collect();
-            view::json::render(&mut buf, all.into_iter()).map_err(write_err)?;
+    let paged = v.paged && v.output.is_none() && tty;
+    let mut sink = match &v.output {
+        _ if paged => Sink::Mem(Vec::new()),
+        Some(p) if v.format != Format::Graph || !p.extension().is_some_and(|e| e == "svg") => {
+            Sink::File(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(p).map_err(write_err)?,
+            ))
         }
-        Format::Graph => {
-            let all: Vec<&parse::Flow<'_>> = selected
-                .iter()
-                .flat_map(|(_, f)| f.iter().copied())
-                .collect();
-            let name = selected
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join("+");
-            let dot = view::graph::dot(&all, &name);
-            if let Some(path) = v
-                .output
-                .as_ref()
-                .filter(|p| p.extension().is_some_and(|e| e == "svg"))
-            {
-                return render_svg(&dot, path);
-            }
-            buf.extend_from_slice(dot.as_bytes());
-        }
-        format => {
-            for (name, flows) in &selected {
-                if many {
-                    let _ = writeln!(buf, "== {name} ==");
+        _ => Sink::Stdout(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::io::stdout(),
+        )),
+    };
+
+    let result = (|| -> std::io::Result<Option<String>> {
+        match v.format {
+            // One pass, one flow in memory at a time.
+            Format::Json | Format::Text => {
+                let json = v.format == Format::Json;
+                let mut buf = Vec::with_capacity(1 << 16);
+                let mut first = true;
+                if json {
+                    buf.push(b'[');
                 }
-                match format {
-                    Format::Table => view::table::render(&mut buf, flows, color),
-                    Format::Text => {
-                        for f in flows {
+                for s in &sources {
+                    let mut errors = Vec::new();
+                    let mut io = Ok(());
+                    parse::for_each_flow(&s.text, &mut errors, |f| {
+                        if io.is_err() || !keep(f) {
+                            return;
+                        }
+                        if json {
+                            buf.extend_from_slice(if first { b"\n" } else { b",\n" });
+                            view::json::write_flow(&mut buf, f);
+                        } else {
                             buf.extend_from_slice(f.orig.as_bytes());
                             buf.push(b'\n');
                         }
-                        Ok(())
-                    }
-                    Format::Logic => view::logic::render(&mut buf, flows),
-                    Format::Cookie => view::cookie::render(&mut buf, flows, v.verbose),
-                    _ => view::tree::render(&mut buf, flows),
+                        first = false;
+                        if buf.len() >= 1 << 16 {
+                            io = sink.write_all(&buf);
+                            buf.clear();
+                        }
+                    });
+                    io?;
+                    report_errors(&s.name, &errors, many);
                 }
-                .map_err(write_err)?;
+                if json {
+                    buf.extend_from_slice(if first { b"]\n" } else { b"\n]\n" });
+                }
+                sink.write_all(&buf)?;
+                Ok(None)
+            }
+            format => {
+                let mut selected: Vec<(&str, Vec<parse::Flow<'_>>)> = Vec::new();
+                for s in &sources {
+                    let mut errors = Vec::new();
+                    let flows = if filter.is_some() {
+                        // Keep the lines that pass, then parse just those again: a filter
+                        // that selects a few flows of 100k keeps memory small.
+                        let mut lines = Vec::new();
+                        parse::for_each_flow(&s.text, &mut errors, |f| {
+                            if keep(f) {
+                                lines.push((f.line, f.orig));
+                            }
+                        });
+                        lines
+                            .into_iter()
+                            .filter_map(|(n, l)| parse::parse_line(l, n).ok())
+                            .collect()
+                    } else {
+                        let p = parse::parse_text(&s.text);
+                        errors = p.errors;
+                        p.flows
+                    };
+                    report_errors(&s.name, &errors, many);
+                    selected.push((s.name.as_str(), flows));
+                }
+                if format == Format::Graph {
+                    let all: Vec<&parse::Flow<'_>> =
+                        selected.iter().flat_map(|(_, f)| f.iter()).collect();
+                    let name = selected
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join("+");
+                    let dot = view::graph::dot(&all, &name);
+                    if v.output
+                        .as_ref()
+                        .is_some_and(|p| p.extension().is_some_and(|e| e == "svg"))
+                    {
+                        return Ok(Some(dot));
+                    }
+                    sink.write_all(dot.as_bytes())?;
+                    return Ok(None);
+                }
+                for (name, flows) in &selected {
+                    let flows: Vec<&parse::Flow<'_>> = flows.iter().collect();
+                    if many {
+                        writeln!(sink, "== {name} ==")?;
+                    }
+                    match format {
+                        Format::Table => view::table::render(&mut sink, &flows, color)?,
+                        Format::Logic => view::logic::render(&mut sink, &flows)?,
+                        Format::Cookie => view::cookie::render(&mut sink, &flows, v.verbose)?,
+                        _ => view::tree::render(&mut sink, &flows)?,
+                    }
+                }
+                Ok(None)
             }
         }
+    })();
+    let result = result.and_then(|svg| {
+        sink.flush()?;
+        Ok(svg)
+    });
+    match result {
+        Ok(Some(dot)) => {
+            let path = v
+                .output
+                .as_deref()
+                .unwrap_or(std::path::Path::new("flows.svg"));
+            render_svg(&dot, path)
+        }
+        Ok(None) => match sink {
+            Sink::Mem(buf) => page(&buf).map_err(write_err),
+            _ => Ok(()),
+        },
+        // A closed pipe (`| head`) is the reader's choice, not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(write_err(e)),
     }
-    match &v.output {
-        Some(p) => std::fs::write(p, &buf).map_err(write_err),
-        None => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(&buf).and_then(|()| out.flush()) {
-                // A closed pipe (`| head`) is the reader's choice, not an error.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                r => r.map_err(write_err),
+}
+
+/// Shows `buf` through the pager; without one, writes it out.
+fn page(buf: &[u8]) -> std::io::Result<()> {
+    use std::process::{Command, Stdio};
+    let pager = std::env::var("PAGER")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "less -RS".to_owned());
+    let mut words = pager.split_whitespace();
+    let Some(prog) = words.next() else {
+        return std::io::stdout().write_all(buf);
+    };
+    match Command::new(prog).args(words).stdin(Stdio::piped()).spawn() {
+        Ok(mut child) => {
+            if let Some(mut stdin) = child.stdin.take() {
+                // The reader may quit early: a closed pipe is not an error.
+                let _ = stdin.write_all(buf);
             }
+            child.wait().map(|_| ())
         }
+        Err(_) => std::io::stdout().write_all(buf),
     }
 }
 

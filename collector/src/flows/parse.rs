@@ -312,32 +312,88 @@ pub fn parse_text(text: &str) -> Parsed<'_> {
     out
 }
 
+/// Calls `f` with each flow of `text`, parsed into one reused buffer; malformed lines go to
+/// `errors`. Memory stays flat whatever the size of the dump.
+pub fn for_each_flow<'a>(text: &'a str, errors: &mut Vec<LineError>, mut f: impl FnMut(&Flow<'a>)) {
+    let mut flow = Flow::empty();
+    for (i, line) in text.lines().enumerate() {
+        if is_noise(line) {
+            continue;
+        }
+        match parse_line_into(line, i + 1, &mut flow) {
+            Ok(()) => f(&flow),
+            Err(error) => errors.push(LineError {
+                line: i + 1,
+                error,
+                text: line.to_owned(),
+            }),
+        }
+    }
+}
+
 /// Parses one line, OpenFlow or datapath.
 pub fn parse_line(line: &str, number: usize) -> Result<Flow<'_>, ParseError> {
+    let mut f = Flow::empty();
+    parse_line_into(line, number, &mut f)?;
+    Ok(f)
+}
+
+/// Parses one line into `flow`, reusing its buffers (a loop over a dump allocates only for
+/// nested values). On error `flow` holds partial data.
+pub fn parse_line_into<'a>(
+    line: &'a str,
+    number: usize,
+    flow: &mut Flow<'a>,
+) -> Result<(), ParseError> {
+    flow.line = number;
+    flow.orig = line;
+    flow.info.clear();
+    flow.matches.clear();
+    flow.actions.clear();
     match find_actions(line) {
-        Some(at) => parse_ofp(line, number, at),
+        Some(at) => parse_ofp(line, at, flow),
         None => match line.find("actions:") {
-            Some(at) => parse_dp(line, number, at),
+            Some(at) => parse_dp(line, at, flow),
             None => Err(ParseError::NoActions),
         },
     }
 }
 
+impl Flow<'_> {
+    /// A flow with nothing in it, to parse into.
+    pub fn empty() -> Self {
+        Flow {
+            kind: FlowKind::OpenFlow,
+            line: 0,
+            orig: "",
+            info: Vec::with_capacity(8),
+            matches: Vec::with_capacity(8),
+            actions: Vec::with_capacity(4),
+            info_text: "",
+            match_text: "",
+            actions_text: "",
+        }
+    }
+}
+
 /// Where `actions=` starts (at the line's start, or after a space or a comma).
 fn find_actions(line: &str) -> Option<usize> {
+    const KEY: &[u8] = b"actions";
     let b = line.as_bytes();
-    let mut from = 0;
-    while let Some(i) = line[from..].find("actions=") {
-        let at = from + i;
-        if at == 0 || matches!(b[at - 1], b' ' | b',') {
-            return Some(at);
+    let mut i = KEY.len();
+    while i < b.len() {
+        if b[i] == b'=' && &b[i - KEY.len()..i] == KEY {
+            let at = i - KEY.len();
+            if at == 0 || matches!(b[at - 1], b' ' | b',') {
+                return Some(at);
+            }
         }
-        from = at + 1;
+        i += 1;
     }
     None
 }
 
-fn parse_ofp(line: &str, number: usize, at: usize) -> Result<Flow<'_>, ParseError> {
+fn parse_ofp<'a>(line: &'a str, at: usize, flow: &mut Flow<'a>) -> Result<(), ParseError> {
     let head = line[..at].trim_end_matches(' ');
     let actions_start = at + "actions=".len();
     let actions_text = line[actions_start..].trim_end();
@@ -350,31 +406,24 @@ fn parse_ofp(line: &str, number: usize, at: usize) -> Result<Flow<'_>, ParseErro
         None if head_trim.ends_with(',') && head_trim.contains("n_packets=") => (head_trim, ""),
         None => ("", head_trim),
     };
-    let mut info = Vec::with_capacity(8);
+    flow.kind = FlowKind::OpenFlow;
+    flow.info_text = info_text;
+    flow.match_text = match_text;
+    flow.actions_text = actions_text;
+    let info = &mut flow.info;
     for_each_kv(info_text, "info", |k| {
         info.push(decode_info(k));
         Ok(())
     })?;
-    let mut matches = Vec::with_capacity(8);
+    let matches = &mut flow.matches;
     for_each_kv(match_text, "match", |k| {
         matches.push(decode_match(k));
         Ok(())
     })?;
-    let mut actions = Vec::with_capacity(4);
+    let actions = &mut flow.actions;
     for_each_kv(actions_text, "actions", |k| {
         actions.push(decode_action(k, ActionSet::Top)?);
         Ok(())
-    })?;
-    Ok(Flow {
-        kind: FlowKind::OpenFlow,
-        line: number,
-        orig: line,
-        info,
-        matches,
-        actions,
-        info_text,
-        match_text,
-        actions_text,
     })
 }
 
@@ -517,10 +566,42 @@ fn nested<'a>(
 
 /// Python's `int(s, 0)`: decimal (no leading zeros), `0x`, `0o`, `0b`.
 pub fn py_int(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    // The common cases, digits only: no allocation, no second pass.
+    if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') {
+        if b.len() - 2 <= 32 && b[2..].iter().all(u8::is_ascii_hexdigit) {
+            let mut v: u128 = 0;
+            for &c in &b[2..] {
+                let d = match c {
+                    b'0'..=b'9' => c - b'0',
+                    b'a'..=b'f' => c - b'a' + 10,
+                    _ => c - b'A' + 10,
+                };
+                v = (v << 4) | u128::from(d);
+            }
+            return Some(v);
+        }
+    } else if !b.is_empty() && b.len() <= 38 && b.iter().all(u8::is_ascii_digit) {
+        if b.len() > 1 && b[0] == b'0' {
+            return b.iter().all(|&c| c == b'0').then_some(0);
+        }
+        let mut v: u128 = 0;
+        for &c in b {
+            v = v * 10 + u128::from(c - b'0');
+        }
+        return Some(v);
+    }
+    py_int_slow(s)
+}
+
+/// Everything else `int(s, 0)` takes: spaces, a `+`, underscores, `0o`, `0b`, long numbers.
+fn py_int_slow(s: &str) -> Option<u128> {
     let s = s.trim();
     let s = s.strip_prefix('+').unwrap_or(s);
     let digits_ok = |d: &str, radix: u32| {
-        !d.is_empty() && d.bytes().all(|c| c == b'_' || (c as char).is_digit(radix))
+        !d.is_empty()
+            && !d.starts_with('_')
+            && d.bytes().all(|c| c == b'_' || (c as char).is_digit(radix))
     };
     let parse = |d: &str, radix: u32| -> Option<u128> {
         if !digits_ok(d, radix) {
@@ -1262,9 +1343,9 @@ fn decode_learn_item<'a>(k: RawKv<'a>, name: &str) -> Result<Option<Kv<'a>>, Par
 // Datapath flows (`ovs-dpctl dump-flows`, `ovs-appctl dpctl/dump-flows`).
 
 /// `[ufid:…, ]match, packets:N, bytes:N, used:T[, flags:F][, dp:…] actions:…[ dp-extra-info:…]`
-fn parse_dp(line: &str, number: usize, at: usize) -> Result<Flow<'_>, ParseError> {
+fn parse_dp<'a>(line: &'a str, at: usize, flow: &mut Flow<'a>) -> Result<(), ParseError> {
     let mut head = line[..at].trim_start();
-    let mut info = Vec::with_capacity(5);
+    let info = &mut flow.info;
     if let Some(rest) = head.strip_prefix("ufid:") {
         let end = rest.find(',').unwrap_or(rest.len());
         info.push(Kv::new("ufid", Value::Str(&rest[..end])));
@@ -1306,26 +1387,25 @@ fn parse_dp(line: &str, number: usize, at: usize) -> Result<Flow<'_>, ParseError
     if let Some(e) = extra {
         info.push(Kv::new("dp-extra-info", Value::Str(e)));
     }
-    let matches = nested(match_text, "match", dp_item)?;
-    let actions = nested(actions_text, "actions", |k| {
-        Ok(match k.delim {
+    flow.kind = FlowKind::Datapath;
+    flow.info_text = info_text;
+    flow.match_text = match_text;
+    flow.actions_text = actions_text;
+    let matches = &mut flow.matches;
+    for_each_kv(match_text, "match", |k| {
+        matches.push(dp_item(k)?);
+        Ok(())
+    })?;
+    let actions = &mut flow.actions;
+    for_each_kv(actions_text, "actions", |k| {
+        actions.push(match k.delim {
             Delim::Free => match k.key.parse::<u128>() {
                 Ok(p) => Kv::new("output", Value::Map(vec![Kv::new("port", Value::Int(p))])),
                 Err(_) => Kv::new(k.key, Value::Flag),
             },
             _ => dp_item(k)?,
-        })
-    })?;
-    Ok(Flow {
-        kind: FlowKind::Datapath,
-        line: number,
-        orig: line,
-        info,
-        matches,
-        actions,
-        info_text,
-        match_text,
-        actions_text,
+        });
+        Ok(())
     })
 }
 
@@ -1405,6 +1485,13 @@ mod tests {
         assert_eq!(py_int("41.42"), None);
         assert_eq!(py_int("0b101"), Some(5));
         assert_eq!(py_int("0x+5"), None);
+        assert_eq!(py_int("0xFFff"), Some(0xffff));
+        assert_eq!(py_int("1_000"), Some(1000));
+        assert_eq!(py_int("_1"), None);
+        assert_eq!(py_int(" 7 "), Some(7));
+        assert_eq!(py_int(&u128::MAX.to_string()), Some(u128::MAX));
+        assert_eq!(py_int(&format!("{:#x}", u128::MAX)), Some(u128::MAX));
+        assert_eq!(py_int("340282366920938463463374607431768211456"), None);
     }
 
     #[test]
