@@ -83,6 +83,13 @@ echo \"datapath_type=system for $(/bb/wc -l < /tmp/dpc-datapath-rewrites) bridge
         default: true,
     },
     Scenario {
+        name: "sriov",
+        about: "the SR-IOV source's RTM_GETLINK dump with the VF mask on every link, a real PCI NIC (e1000) included",
+        modules: &["e1000", "veth", "dummy", "bridge"],
+        script: "/bb/timeout 300 $DPC/lab-guest sriov",
+        default: true,
+    },
+    Scenario {
         name: "bench-ipvs",
         about: "1,000 IPVS services x 4 destinations: scrape versus /proc/net/ip_vs (cargo xtask bench --only lab)",
         modules: &["ip_vs", "ip_vs_rr", "dummy"],
@@ -620,7 +627,7 @@ mod tests {
         let all = select(&[], |s| s.default)?;
         assert_eq!(
             names(all),
-            vec!["ipvs-absent", "ebpf-kernel", "ipvs", "ovs-kernel"]
+            vec!["ipvs-absent", "ebpf-kernel", "ipvs", "ovs-kernel", "sriov"]
         );
         let some = select(&["ipvs".to_owned(), "ipvs-absent".to_owned()], |s| {
             s.default

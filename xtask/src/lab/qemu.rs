@@ -39,6 +39,14 @@ pub fn boot(b: &Boot<'_>, quiet: impl Fn(&str) -> bool) -> Result<Console> {
             "-serial",
             "stdio",
         ])
+        // One PCI NIC (no SR-IOV in QEMU 7.2's models) for the SR-IOV source's netlink dump;
+        // its link stays down and its user-mode backend is cut off from the host.
+        .args([
+            "-netdev",
+            "user,id=n0,restrict=on",
+            "-device",
+            "e1000,netdev=n0",
+        ])
         .arg("-kernel")
         .arg(b.kernel)
         .arg("-initrd")

@@ -9,6 +9,8 @@
 //! lab-guest ovs-kernel     the OVS kernel datapath really carries a bridge's traffic
 //! lab-guest ebpf-kernel    the eBPF kprobes on the OVS kernel datapath and IPVS (ip_vs loaded
 //!                          after the daemon): every count equal to the kernel's own
+//! lab-guest sriov          the SR-IOV source's RTM_GETLINK dump with the VF mask on every link,
+//!                          a real PCI NIC included; vfstats unavailable without VFs
 //! lab-guest bench-ipvs     1,000 services x 4 destinations: scrape versus /proc/net/ip_vs
 //! lab-guest serve PORT...  (helper) TCP and UDP servers on [::]:PORT, run in a real server's namespace
 //! lab-guest clients ...    (helper) client connections, run in a client's namespace
@@ -22,6 +24,7 @@ mod ipvs;
 mod ipvsadm;
 mod net;
 mod ovs;
+mod sriov;
 
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead as _, Write as _};
@@ -44,7 +47,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
         eprintln!(
-            "usage: lab-guest ipvs|ipvs-absent|ovs-kernel|ebpf-kernel|bench-ipvs|serve|clients|hold"
+            "usage: lab-guest ipvs|ipvs-absent|ovs-kernel|ebpf-kernel|sriov|bench-ipvs|serve|clients|hold"
         );
         std::process::exit(2);
     };
@@ -54,6 +57,7 @@ fn main() {
         "ipvs-absent" => absent::run(),
         "ovs-kernel" => ovs::run(),
         "ebpf-kernel" => ebpf::run(),
+        "sriov" => sriov::run(),
         "bench-ipvs" => bench::run(rest),
         "serve" => net::serve(rest),
         "clients" => net::clients(rest),
