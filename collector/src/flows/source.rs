@@ -84,7 +84,7 @@ pub fn ofctl_line(out: &mut String, f: &crate::openflow::Flow<'_>) {
         out.push(' ');
     }
     out.push_str("actions=");
-    out.push_str(f.actions.unwrap_or("drop"));
+    out.push_str(f.actions.filter(|a| !a.is_empty()).unwrap_or("drop"));
     out.push('\n');
 }
 
