@@ -247,6 +247,9 @@ pub fn report_errors(name: &str, errors: &[parse::LineError], many: bool) {
     }
 }
 
+/// Bytes of text parsed per parallel round (split across the threads).
+const BLOCK: usize = 8 << 20;
+
 /// Where the output goes: a file, standard output, or memory for the pager.
 enum Sink {
     Mem(Vec<u8>),
@@ -311,6 +314,7 @@ pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
         Color::Auto => v.output.is_none() && tty && std::env::var_os("NO_COLOR").is_none(),
     };
     let paged = v.paged && v.output.is_none() && tty;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let mut sink = match &v.output {
         _ if paged => Sink::Mem(Vec::new()),
         Some(p) if v.format != Format::Graph || !p.extension().is_some_and(|e| e == "svg") => {
@@ -338,23 +342,45 @@ pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
                 for s in &sources {
                     let mut errors = Vec::new();
                     let mut io = Ok(());
-                    parse::for_each_flow(&s.text, &mut errors, |f| {
-                        if io.is_err() || !keep(f) {
-                            return;
-                        }
-                        if json {
-                            buf.extend_from_slice(if first { b"\n" } else { b",\n" });
-                            view::json::write_flow(&mut buf, f);
-                        } else {
-                            buf.extend_from_slice(f.orig.as_bytes());
-                            buf.push(b'\n');
-                        }
-                        first = false;
-                        if buf.len() >= 1 << 16 {
-                            io = sink.write_all(&buf);
-                            buf.clear();
-                        }
-                    });
+                    parse::par_blocks(
+                        &s.text,
+                        threads,
+                        BLOCK,
+                        |part, offset| {
+                            let mut out = Vec::new();
+                            let mut errs = Vec::new();
+                            parse::for_each_flow_from(part, offset, &mut errs, |f| {
+                                if !keep(f) {
+                                    return;
+                                }
+                                if json {
+                                    if !out.is_empty() {
+                                        out.extend_from_slice(b",\n");
+                                    }
+                                    view::json::write_flow(&mut out, f);
+                                } else {
+                                    out.extend_from_slice(f.orig.as_bytes());
+                                    out.push(b'\n');
+                                }
+                            });
+                            (out, errs)
+                        },
+                        |(out, errs)| {
+                            errors.extend(errs);
+                            if io.is_err() || out.is_empty() {
+                                return;
+                            }
+                            if json {
+                                buf.extend_from_slice(if first { b"\n" } else { b",\n" });
+                            }
+                            first = false;
+                            buf.extend_from_slice(&out);
+                            if buf.len() >= 1 << 16 {
+                                io = sink.write_all(&buf);
+                                buf.clear();
+                            }
+                        },
+                    );
                     io?;
                     report_errors(&s.name, &errors, many);
                 }
@@ -372,11 +398,25 @@ pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
                         // Keep the lines that pass, then parse just those again: a filter
                         // that selects a few flows of 100k keeps memory small.
                         let mut lines = Vec::new();
-                        parse::for_each_flow(&s.text, &mut errors, |f| {
-                            if keep(f) {
-                                lines.push((f.line, f.orig));
-                            }
-                        });
+                        parse::par_blocks(
+                            &s.text,
+                            threads,
+                            BLOCK,
+                            |part, offset| {
+                                let mut kept = Vec::new();
+                                let mut errs = Vec::new();
+                                parse::for_each_flow_from(part, offset, &mut errs, |f| {
+                                    if keep(f) {
+                                        kept.push((f.line, f.orig));
+                                    }
+                                });
+                                (kept, errs)
+                            },
+                            |(kept, errs)| {
+                                lines.extend(kept);
+                                errors.extend(errs);
+                            },
+                        );
                         lines
                             .into_iter()
                             .filter_map(|(n, l)| parse::parse_line(l, n).ok())

@@ -314,9 +314,27 @@ pub fn parse_text(text: &str) -> Parsed<'_> {
 
 /// Calls `f` with each flow of `text`, parsed into one reused buffer; malformed lines go to
 /// `errors`. Memory stays flat whatever the size of the dump.
-pub fn for_each_flow<'a>(text: &'a str, errors: &mut Vec<LineError>, mut f: impl FnMut(&Flow<'a>)) {
+pub fn for_each_flow<'a>(
+    text: &'a str,
+    errors: &mut Vec<LineError>,
+    f: impl FnMut(&Flow<'a>),
+) -> usize {
+    for_each_flow_from(text, 0, errors, f)
+}
+
+/// [`for_each_flow`] on a part of a text whose first line is line `offset + 1`; returns the
+/// number of lines in the part.
+pub fn for_each_flow_from<'a>(
+    text: &'a str,
+    offset: usize,
+    errors: &mut Vec<LineError>,
+    mut f: impl FnMut(&Flow<'a>),
+) -> usize {
     let mut flow = Flow::empty();
+    let mut count = 0;
     for (i, line) in text.lines().enumerate() {
+        count = i + 1;
+        let i = offset + i;
         if is_noise(line) {
             continue;
         }
@@ -328,6 +346,80 @@ pub fn for_each_flow<'a>(text: &'a str, errors: &mut Vec<LineError>, mut f: impl
                 text: line.to_owned(),
             }),
         }
+    }
+    count
+}
+
+/// Splits `text` into about `n` parts that end at line ends.
+pub fn split_lines(text: &str, n: usize) -> Vec<&str> {
+    let n = n.max(1);
+    let mut out = Vec::with_capacity(n);
+    let mut rest = text;
+    for k in (1..n).rev() {
+        let want = rest.len() / (k + 1);
+        if want == 0 {
+            break;
+        }
+        let Some(nl) = rest.as_bytes()[want..].iter().position(|&c| c == b'\n') else {
+            break;
+        };
+        let (head, tail) = rest.split_at(want + nl + 1);
+        out.push(head);
+        rest = tail;
+    }
+    out.push(rest);
+    out
+}
+
+/// Parses a text in parallel: blocks of about `block` bytes, each split across `threads`
+/// threads at line ends. `work` runs on each part with the number of the line before its first
+/// (for [`for_each_flow_from`]); `emit` gets the results in text order. Memory is bounded by
+/// what the parts of one block make.
+pub fn par_blocks<'a, R: Send>(
+    text: &'a str,
+    threads: usize,
+    block: usize,
+    work: impl Fn(&'a str, usize) -> R + Sync,
+    mut emit: impl FnMut(R),
+) {
+    let mut offset = 0;
+    for round in split_lines(text, text.len().div_ceil(block.max(1)).max(1)) {
+        let parts = split_lines(round, threads);
+        let mut starts = Vec::with_capacity(parts.len());
+        for p in &parts {
+            starts.push(offset);
+            offset += count_lines(p);
+        }
+        if parts.len() == 1 {
+            emit(work(parts[0], starts[0]));
+            continue;
+        }
+        let results: Vec<R> = std::thread::scope(|sc| {
+            let work = &work;
+            let handles: Vec<_> = parts
+                .iter()
+                .zip(&starts)
+                .map(|(p, &start)| sc.spawn(move || work(p, start)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h.join() {
+                    Ok(r) => r,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        });
+        results.into_iter().for_each(&mut emit);
+    }
+}
+
+/// Lines as `str::lines` counts them.
+fn count_lines(s: &str) -> usize {
+    let n = s.as_bytes().iter().filter(|&&c| c == b'\n').count();
+    if s.ends_with('\n') || s.is_empty() {
+        n
+    } else {
+        n + 1
     }
 }
 
@@ -1759,6 +1851,50 @@ mod tests {
             vec![3, 4]
         );
         assert_eq!(p.flows[1].line, 6);
+    }
+
+    #[test]
+    fn parallel_blocks_keep_order_and_line_numbers() {
+        let mut text = String::new();
+        for i in 0..1000 {
+            if i % 97 == 5 {
+                text.push_str("broken\n");
+            } else {
+                text.push_str(&format!("table={i},priority=1,actions=drop\n"));
+            }
+        }
+        for (threads, block) in [(1, 1 << 20), (2, 1 << 20), (3, 500), (4, 64)] {
+            let mut lines = Vec::new();
+            let mut errors = Vec::new();
+            par_blocks(
+                &text,
+                threads,
+                block,
+                |part, offset| {
+                    let mut seen = Vec::new();
+                    let mut errs = Vec::new();
+                    for_each_flow_from(part, offset, &mut errs, |f| {
+                        seen.push((f.line, f.table()));
+                    });
+                    (seen, errs)
+                },
+                |(seen, errs)| {
+                    lines.extend(seen);
+                    errors.extend(errs.into_iter().map(|e| e.line));
+                },
+            );
+            let want: Vec<(usize, u128)> = (0..1000u128)
+                .filter(|i| i % 97 != 5)
+                .map(|i| (i as usize + 1, i))
+                .collect();
+            assert_eq!(lines, want, "threads {threads} block {block}");
+            let want_err: Vec<usize> = (0..1000).filter(|i| i % 97 == 5).map(|i| i + 1).collect();
+            assert_eq!(errors, want_err);
+        }
+        assert_eq!(split_lines("a\nb\nc\n", 2), vec!["a\nb\n", "c\n"]);
+        assert_eq!(split_lines("abc", 4), vec!["abc"]);
+        assert_eq!(count_lines("a\nb"), 2);
+        assert_eq!(count_lines("a\nb\n"), 2);
     }
 
     #[test]
