@@ -317,7 +317,7 @@ pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let mut sink = match &v.output {
         _ if paged => Sink::Mem(Vec::new()),
-        Some(p) if v.format != Format::Graph || !p.extension().is_some_and(|e| e == "svg") => {
+        Some(p) if v.format != Format::Graph || p.extension().is_none_or(|e| e != "svg") => {
             Sink::File(std::io::BufWriter::with_capacity(
                 1 << 20,
                 std::fs::File::create(p).map_err(write_err)?,
