@@ -120,6 +120,10 @@ pub struct ViewArgs {
     /// Page the output through $PAGER (default `less -RS`) when writing to a terminal.
     #[arg(short = 'p', long = "paged")]
     pub paged: bool,
+
+    /// Threads that parse [default: the CPUs, at most 8].
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -314,7 +318,9 @@ pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
         Color::Auto => v.output.is_none() && tty && std::env::var_os("NO_COLOR").is_none(),
     };
     let paged = v.paged && v.output.is_none() && tty;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let threads = v.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    });
     let mut sink = match &v.output {
         _ if paged => Sink::Mem(Vec::new()),
         Some(p) if v.format != Format::Graph || p.extension().is_none_or(|e| e != "svg") => {
