@@ -270,6 +270,10 @@ impl Engine {
                     {
                         let _ = p.detach(id);
                     }
+                    if prog == "ip_vs_conn_new" {
+                        // Its services went with the module: no series for them.
+                        forget_ipvs(l);
+                    }
                     tracing::info!(hook = prog, "module {module} unloaded: kprobe detached");
                 }
             }
@@ -642,6 +646,18 @@ fn forget_ifindex(l: &mut Loaded, ifindex: u32) {
         && let Ok(mut map) = PerCpuHashMap::<&mut MapData, u32, VportCounters>::try_from(m)
     {
         let _ = map.remove(&ifindex);
+    }
+}
+
+/// Empties the IPVS connection counts.
+fn forget_ipvs(l: &mut Loaded) {
+    if let Some(m) = l.ebpf.map_mut("IPVS_CONNS")
+        && let Ok(mut map) = PerCpuHashMap::<&mut MapData, IpvsConnKey, u64>::try_from(m)
+    {
+        let keys: Vec<IpvsConnKey> = map.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = map.remove(&k);
+        }
     }
 }
 

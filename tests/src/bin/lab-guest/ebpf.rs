@@ -12,7 +12,7 @@
 //!                            └── vepb  ── epb  10.244.9.12 (serves :8080)
 //! ```
 //! `ip_vs` is loaded only after the daemon started (as kube-proxy loads it on a node where the
-//! collector already runs): its hook must attach then. Checks, on quiet counters read before
+//! collector already runs): its hook must attach then; and unloaded at the end: its hook must go. Checks, on quiet counters read before
 //! and after the traffic:
 //! - per pod port, `ebpf_ovs_vport_received_packets_total` moved exactly as the veth's
 //!   `rx_packets` (sysfs), as the TC program's `ebpf_port_rx_packets_total` and as OVS's own
@@ -119,6 +119,8 @@ fn setup(ovs: &Ovs) -> Result<Vec<Pod>> {
         Duration::from_secs(20),
         || Ok(ovs.mgmt(BR).exists().then_some(())),
     )?;
+    // IPv4 only: no router solicitations or MLD reports from the bridge's own port.
+    std::fs::write(format!("/proc/sys/net/ipv6/conf/{BR}/disable_ipv6"), "1\n")?;
     ip(&["addr", "add", "10.244.9.1/24", "dev", BR])?;
     ip(&["link", "set", BR, "up"])?;
     let mut pods = Vec::new();
@@ -372,6 +374,23 @@ pub fn run() -> Result<()> {
             }
         }
     }
+    // Unloading ip_vs takes its hook away, with nothing left behind (and leaves the kernel as
+    // the `ipvs-absent` scenario needs it).
+    crate::run("/usr/sbin/ipvsadm", &["-C"])?;
+    for m in ["ip_vs_rr", "ip_vs"] {
+        crate::run("/bb/rmmod", &[m])?;
+    }
+    wait_for(
+        "the ip_vs_conn_new kprobe to go",
+        Duration::from_secs(20),
+        || {
+            let s = prom::parse(&daemon.metrics()?)?;
+            Ok((hooks(&s).get("ip_vs_conn_new") == Some(&0.0)
+                && find(&s, "ebpf_ipvs_new_connections_total", &[]).is_none())
+            .then_some(()))
+        },
+    )?;
+    println!("ebpf-kernel: ip_vs unloaded: its kprobe detached, its series gone");
     drop(daemon);
     let _ = crate::run("/usr/bin/ovs-dpctl", &["del-dp", "ovs-system"]);
     if !diffs.is_empty() {
