@@ -749,7 +749,7 @@ fn mask_value(s: &str, bits: u32) -> Value<'_> {
     } else {
         (1u128 << bits) - 1
     };
-    let (v, m) = match s.split_once('/') {
+    let (v, m) = match split_slash(s) {
         Some((v, m)) => (py_int(v), py_int(m)),
         None => (py_int(s), Some(full)),
     };
@@ -764,23 +764,43 @@ fn mask_value(s: &str, bits: u32) -> Value<'_> {
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let b = s.as_bytes();
     let mut out = [0u8; 6];
-    let mut parts = s.split([':', '-', '.']);
-    for o in &mut out {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 2 {
+    let mut i = 0;
+    for (n, o) in out.iter_mut().enumerate() {
+        if n > 0 {
+            if !matches!(b.get(i), Some(b':' | b'-' | b'.')) {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v: u8 = 0;
+        while i < b.len() && i - start < 2 && b[i].is_ascii_hexdigit() {
+            let d = match b[i] {
+                c @ b'0'..=b'9' => c - b'0',
+                c @ b'a'..=b'f' => c - b'a' + 10,
+                c => c - b'A' + 10,
+            };
+            v = (v << 4) | d;
+            i += 1;
+        }
+        if i == start {
             return None;
         }
-        *o = u8::from_str_radix(p, 16).ok()?;
+        *o = v;
     }
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(out)
+    (i == b.len()).then_some(out)
+}
+
+/// `a/b` split at the first `/`, by bytes.
+fn split_slash(s: &str) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == b'/')?;
+    Some((&s[..i], &s[i + 1..]))
 }
 
 pub fn eth_value(s: &str) -> Value<'_> {
-    let (a, m) = match s.split_once('/') {
+    let (a, m) = match split_slash(s) {
         Some((a, m)) => (parse_mac(a), Some(parse_mac(m))),
         None => (parse_mac(s), None),
     };
@@ -808,7 +828,7 @@ fn prefix_of(mask: u128, width: u32) -> Option<u8> {
 
 /// An address, a network (`10.0.0.0/8`) or an address with any mask (`10.0.0.1/255.0.255.0`).
 pub fn parse_ip_mask(s: &str) -> Option<IpMask<'_>> {
-    let (text, m) = match s.split_once('/') {
+    let (text, m) = match split_slash(s) {
         Some((a, m)) => (a, Some(m)),
         None => (s, None),
     };
