@@ -117,6 +117,42 @@ fn matched(cmd: &[String]) -> Result<usize> {
     })
 }
 
+/// hyperfine's mean wall, user and system time of one command, in ms.
+fn timed(cmd: &str, runs: usize) -> Result<(f64, f64, f64)> {
+    let json = std::env::temp_dir().join(format!("dpc-bench-flows-{}.json", std::process::id()));
+    let status = Command::new("hyperfine")
+        .args([
+            "-N",
+            "--warmup",
+            "2",
+            "--runs",
+            &runs.to_string(),
+            "--style",
+            "none",
+        ])
+        .arg("--export-json")
+        .arg(&json)
+        .arg(cmd)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run hyperfine")?;
+    if !status.success() {
+        bail!("hyperfine failed on {cmd}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    let _ = std::fs::remove_file(&json);
+    let r = &v["results"][0];
+    let ms = |k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1000.0;
+    Ok((ms("mean"), ms("user"), ms("system")))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn build_release() -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
@@ -197,13 +233,15 @@ pub fn run(out: &Path) -> Result<()> {
             .join(" ")
     };
     eprintln!("bench flows: timing");
-    let ours_ms = crate::bench::hyperfine(&[quote(&ours)], 20)?[0];
-    let py_ms = crate::bench::hyperfine(&[quote(&py)], 3)?[0];
-    let ofparse_ms = if ofparse_ok {
-        Some(crate::bench::hyperfine(&[quote(&ofparse)], 3)?[0])
+    let load_before = load_average();
+    let ours_t = timed(&quote(&ours), 20)?;
+    let py_t = timed(&quote(&py), 3)?;
+    let ofparse_t = if ofparse_ok {
+        Some(timed(&quote(&ofparse), 3)?)
     } else {
         None
     };
+    let load_after = load_average();
     let _ = std::fs::remove_dir_all(&dir);
 
     let rate = |ms: f64| FLOWS as f64 / (ms / 1000.0);
@@ -212,52 +250,76 @@ pub fn run(out: &Path) -> Result<()> {
     writeln!(s)?;
     writeln!(
         s,
-        "One file, a real `ovs-ofctl -O OpenFlow13 dump-flows` of {FLOWS} flows ({:.1} MB); each tool parses every flow, keeps those that pass `{FILTER}` ({} of them) and prints them as JSON. Mean wall time of the whole command (hyperfine), and flows per second:",
+        "One file, a real `ovs-ofctl -O OpenFlow13 dump-flows` of {FLOWS} flows ({:.1} MB); each tool parses every flow, keeps those that pass `{FILTER}` ({} of them) and prints them as JSON. Whole commands timed by hyperfine (process start and reading the file included): mean wall time, flows per second of wall time, and CPU time (user + system; ours parses on {} threads). Load average {load_before} before, {load_after} after:",
         bytes as f64 / 1e6,
-        counts[0]
+        counts[0],
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
     )?;
     writeln!(s)?;
-    writeln!(s, "| tool | version | time | flows/s | vs ours |")?;
-    writeln!(s, "|---|---|---:|---:|---:|")?;
     writeln!(
         s,
-        "| `dataplane-collector flows` | {} | {:.0} ms | {:.2} M | 1x |",
-        version(&bin.display().to_string(), &["--version"]),
-        ours_ms,
-        rate(ours_ms) / 1e6
+        "| tool | version | wall time | flows/s | CPU time | vs ours (wall) |"
     )?;
-    writeln!(
-        s,
-        "| Python `ovs.flow` (`OFPFlow` + `OFFilter`) | ovs {} | {:.0} ms | {:.0} k | {:.0}x slower |",
-        version(
-            "python3",
-            &[
-                "-c",
-                "import importlib.metadata as m; print(m.version('ovs'))"
-            ]
-        ),
-        py_ms,
-        rate(py_ms) / 1e3,
-        py_ms / ours_ms
-    )?;
-    match ofparse_ms {
-        Some(ms) => writeln!(
+    writeln!(s, "|---|---|---:|---:|---:|---:|")?;
+    let row = |s: &mut String, name: &str, ver: String, t: (f64, f64, f64)| {
+        let (wall, user, sys) = t;
+        let speed = if name.contains("dataplane") {
+            "1x".to_owned()
+        } else {
+            format!("{:.0}x slower", wall / ours_t.0)
+        };
+        let r = rate(wall);
+        let r = if r >= 1e6 {
+            format!("{:.2} M", r / 1e6)
+        } else {
+            format!("{:.1} k", r / 1e3)
+        };
+        writeln!(
             s,
-            "| ovs-dbg `ofparse` (`ovs-ofparse … openflow json`) | ovs-dbg {} | {:.0} ms | {:.0} k | {:.0}x slower |",
+            "| {name} | {ver} | {wall:.0} ms | {r} | {:.0} ms | {speed} |",
+            user + sys
+        )
+    };
+    row(
+        &mut s,
+        "`dataplane-collector flows`",
+        version(&bin.display().to_string(), &["--version"]),
+        ours_t,
+    )?;
+    row(
+        &mut s,
+        "Python `ovs.flow` (`OFPFlow` + `OFFilter`)",
+        format!(
+            "ovs {}",
             version(
                 "python3",
                 &[
                     "-c",
-                    "import importlib.metadata as m; print(m.version('ovs-dbg'))"
+                    "import importlib.metadata as m; print(m.version('ovs'))"
                 ]
+            )
+        ),
+        py_t,
+    )?;
+    match ofparse_t {
+        Some(t) => row(
+            &mut s,
+            "ovs-dbg `ofparse` (`ovs-ofparse … openflow json`)",
+            format!(
+                "ovs-dbg {}",
+                version(
+                    "python3",
+                    &[
+                        "-c",
+                        "import importlib.metadata as m; print(m.version('ovs-dbg'))"
+                    ]
+                )
             ),
-            ms,
-            rate(ms) / 1e3,
-            ms / ours_ms
+            t,
         )?,
         None => writeln!(
             s,
-            "| ovs-dbg `ofparse` | not installed (pip install ovs-dbg failed) | | | |"
+            "| ovs-dbg `ofparse` | not installed (pip install ovs-dbg failed) | | | | |"
         )?,
     }
     print!("{s}");
