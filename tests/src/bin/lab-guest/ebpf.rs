@@ -103,6 +103,22 @@ fn in_netns(ns: &str, args: &[&str]) -> Command {
     c
 }
 
+/// Takes away what the scenario adds outside its pods' namespaces, whatever the outcome, so the
+/// next scenarios start from a clean guest.
+struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = crate::run("/usr/sbin/ipvsadm", &["-C"]);
+        for l in ["kube-ipvs0", "vcl"] {
+            let _ = ip(&["link", "del", l]);
+        }
+        let _ = ip(&["netns", "del", "cl"]);
+        let _ = crate::run("/usr/bin/ovs-dpctl", &["del-dp", "ovs-system"]);
+        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "0\n");
+    }
+}
+
 fn setup(ovs: &Ovs) -> Result<Vec<Pod>> {
     ovs.vsctl(&[
         "add-br",
@@ -200,6 +216,7 @@ pub fn run() -> Result<()> {
     if module_loaded("ip_vs") {
         bail!("ip_vs is already loaded: this scenario loads it after the daemon starts");
     }
+    let _cleanup = Cleanup;
     let ovs = Ovs::start_in_host_netns()?;
     let pods = setup(&ovs)?;
     let rundir = ovs.rundir().to_string_lossy().into_owned();
@@ -392,7 +409,6 @@ pub fn run() -> Result<()> {
     )?;
     println!("ebpf-kernel: ip_vs unloaded: its kprobe detached, its series gone");
     drop(daemon);
-    let _ = crate::run("/usr/bin/ovs-dpctl", &["del-dp", "ovs-system"]);
     if !diffs.is_empty() {
         bail!("the kprobes' counts differ:\n  {}", diffs.join("\n  "));
     }
