@@ -322,6 +322,22 @@ pub fn run(out: &Path) -> Result<()> {
             "| ovs-dbg `ofparse` | not installed (pip install ovs-dbg failed) | | | | |"
         )?,
     }
+    let py_x = py_t.0 / ours_t.0;
+    let of_x = ofparse_t.map_or(f64::NAN, |t| t.0 / ours_t.0);
+    let ours_rate = rate(ours_t.0);
+    let met = |ok: bool| if ok { "met" } else { "not met" };
+    writeln!(s)?;
+    writeln!(
+        s,
+        "Goals: at least 1 M flows/s ({}: {:.2} M/s of wall time, {:.2} M per CPU-second) and at least 50x the Python parsers ({}: {:.0}x `ovs.flow`, {:.0}x ofparse). The machine has {} cores; a load average above that means other work shared them during the run, and the wall times of every row are inflated by it (CPU time much less so).",
+        met(ours_rate >= 1e6),
+        ours_rate / 1e6,
+        FLOWS as f64 / ((ours_t.1 + ours_t.2) / 1000.0) / 1e6,
+        met(py_x >= 50.0 && (of_x.is_nan() || of_x >= 50.0)),
+        py_x,
+        of_x,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )?;
     print!("{s}");
     crate::bench::write_section(out, "Flow analysis: parse + filter of 100k flows", &s)?;
     eprintln!("bench flows: wrote {}", out.display());
