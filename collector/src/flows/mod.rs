@@ -318,9 +318,9 @@ pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
         Color::Auto => v.output.is_none() && tty && std::env::var_os("NO_COLOR").is_none(),
     };
     let paged = v.paged && v.output.is_none() && tty;
-    let threads = v.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-    });
+    let threads = v
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)));
     let mut sink = match &v.output {
         _ if paged => Sink::Mem(Vec::new()),
         Some(p) if v.format != Format::Graph || p.extension().is_none_or(|e| e != "svg") => {
@@ -428,9 +428,35 @@ pub fn run(args: FlowsArgs) -> Result<(), FlowsError> {
                             .filter_map(|(n, l)| parse::parse_line(l, n).ok())
                             .collect()
                     } else {
-                        let p = parse::parse_text(&s.text);
-                        errors = p.errors;
-                        p.flows
+                        let mut flows = Vec::new();
+                        parse::par_blocks(
+                            &s.text,
+                            threads,
+                            BLOCK,
+                            |part, offset| {
+                                let mut kept = Vec::new();
+                                let mut errs = Vec::new();
+                                for (i, line) in part.lines().enumerate() {
+                                    if parse::is_noise(line) {
+                                        continue;
+                                    }
+                                    match parse::parse_line(line, offset + i + 1) {
+                                        Ok(f) => kept.push(f),
+                                        Err(error) => errs.push(parse::LineError {
+                                            line: offset + i + 1,
+                                            error,
+                                            text: line.to_owned(),
+                                        }),
+                                    }
+                                }
+                                (kept, errs)
+                            },
+                            |(kept, errs)| {
+                                flows.extend(kept);
+                                errors.extend(errs);
+                            },
+                        );
+                        flows
                     };
                     report_errors(&s.name, &errors, many);
                     selected.push((s.name.as_str(), flows));
