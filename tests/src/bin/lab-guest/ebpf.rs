@@ -109,7 +109,10 @@ struct Cleanup;
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = crate::run("/usr/sbin/ipvsadm", &["-C"]);
+        // (ipvsadm's family lookup would load ip_vs again.)
+        if module_loaded("ip_vs") {
+            let _ = crate::run("/usr/sbin/ipvsadm", &["-C"]);
+        }
         for l in ["kube-ipvs0", "vcl"] {
             let _ = ip(&["link", "del", l]);
         }
