@@ -166,8 +166,9 @@ export HOME=/root TMPDIR=/tmp RUST_BACKTRACE=1 DPC=/usr/libexec/dpc
 /bb/mount -t devtmpfs devtmpfs /dev
 /bb/mkdir -p /dev/pts /dev/shm
 /bb/mount -t devpts devpts /dev/pts
-/bb/mount -t tmpfs tmpfs /tmp
 /bb/mount -t tmpfs tmpfs /run
+# /tmp stays the initramfs's own (already in memory): a tmpfs there would hide files the
+# image puts under a workspace that lives in /tmp (a CI checkout), like the flow corpus.
 /bb/mkdir -p /run/netns /run/openvswitch /var/log/openvswitch
 /bb/mount -t bpf bpf /sys/fs/bpf
 /bb/mount -t tracefs tracefs /sys/kernel/tracing
