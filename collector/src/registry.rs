@@ -319,6 +319,7 @@ pub fn encode_scrape_meta(results: &[Collected], w: &mut Writer) {
             .label("collector", r.name)
             .value_u64(u64::from(!matches!(r.status, Status::Unavailable(_))));
     }
+    crate::limits::encode(w);
 }
 
 /// Logs each source's outcome at the level it deserves.
