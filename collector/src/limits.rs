@@ -39,12 +39,15 @@ pub fn count(name: &str) -> u64 {
         .map_or(0, |(_, c)| *c)
 }
 
-/// Writes `dataplane_collector_limit_exceeded_total`.
+/// Writes `dataplane_collector_limit_exceeded_total` (nothing before the first hit).
 pub fn encode(w: &mut Writer) {
     let mut hits: Vec<(&'static str, u64)> = match HITS.lock() {
         Ok(h) => h.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
     };
+    if hits.is_empty() {
+        return;
+    }
     hits.sort_unstable();
     w.family(
         "dataplane_collector_limit_exceeded_total",
