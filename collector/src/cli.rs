@@ -220,6 +220,11 @@ pub struct ServeArgs {
     #[arg(long = "web.rate-burst", value_name = "N", default_value_t = 10)]
     pub rate_burst: u32,
 
+    /// TLS, client certificates, basic auth and response headers, in the exporter-toolkit
+    /// format (`tls_server_config`, `basic_auth_users`, `http_server_config`); reloaded on change.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<std::path::PathBuf>,
+
     /// Serve the read-only JSON flow API at /api/v1/flows (for `flows --node`).
     #[arg(long = "web.enable-flow-api")]
     pub enable_flow_api: bool,

@@ -13,6 +13,7 @@ pub mod probe;
 pub mod registry;
 pub mod server;
 pub mod sources;
+pub mod webconfig;
 
 use std::sync::Arc;
 
