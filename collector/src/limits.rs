@@ -34,9 +34,7 @@ pub fn count(name: &str) -> u64 {
         Ok(h) => h,
         Err(poisoned) => poisoned.into_inner(),
     };
-    hits.iter()
-        .find(|(n, _)| *n == name)
-        .map_or(0, |(_, c)| *c)
+    hits.iter().find(|(n, _)| *n == name).map_or(0, |(_, c)| *c)
 }
 
 /// Writes `dataplane_collector_limit_exceeded_total` (nothing before the first hit).
