@@ -175,9 +175,13 @@ pub fn run(out: &Path) -> Result<()> {
     }
     crate::deps::ensure_packages(crate::deps::TEST_PACKAGES)?;
     crate::deps::ensure_packages(crate::deps::BENCH_PACKAGES)?;
-    crate::deps::ensure_pip("ovs", "ovs.flow.ofp")?;
-    let ofparse_ok = crate::deps::ensure_pip("ovs-dbg", "ovs_dbg.ofparse").is_ok()
-        && testbed::ovs::which("ovs-ofparse").is_some();
+    // ovs.flow from the tests' venv (pinned there); ovs-dbg, for this benchmark only, into the
+    // same venv.
+    let venv = crate::deps::ensure_venv()?;
+    let python = venv.join("bin/python3").display().to_string();
+    let ofparse_bin = venv.join("bin/ovs-ofparse");
+    let ofparse_ok = crate::deps::ensure_pip_in(&venv, "ovs-dbg", "ovs_dbg.ofparse").is_ok()
+        && ofparse_bin.exists();
     let bin = build_release()?;
     let dir = tempfile_dir()?;
     eprintln!("bench flows: dumping {FLOWS} flows from a private Open vSwitch");
@@ -198,13 +202,13 @@ pub fn run(out: &Path) -> Result<()> {
         "json".into(),
     ];
     let py = vec![
-        "python3".to_owned(),
+        python.clone(),
         script.display().to_string(),
         f.clone(),
         FILTER.into(),
     ];
     let ofparse: Vec<String> = vec![
-        "ovs-ofparse".into(),
+        ofparse_bin.display().to_string(),
         "-i".into(),
         f.clone(),
         "--filter".into(),
@@ -292,7 +296,7 @@ pub fn run(out: &Path) -> Result<()> {
         format!(
             "ovs {}",
             version(
-                "python3",
+                &python,
                 &[
                     "-c",
                     "import importlib.metadata as m; print(m.version('ovs'))"
@@ -308,7 +312,7 @@ pub fn run(out: &Path) -> Result<()> {
             format!(
                 "ovs-dbg {}",
                 version(
-                    "python3",
+                    &python,
                     &[
                         "-c",
                         "import importlib.metadata as m; print(m.version('ovs-dbg'))"

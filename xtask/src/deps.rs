@@ -91,9 +91,69 @@ pub fn ensure_packages_force(pkgs: &[&str]) -> Result<()> {
     ensure_packages(&pairs)
 }
 
-/// Installs a Python package with pip if `module` cannot be imported.
-pub fn ensure_pip(package: &str, module: &str) -> Result<()> {
-    let ok = Command::new("python3")
+/// The tests' own Python virtual environment, with every package of tests/requirements.txt
+/// (versions and extras pinned there) installed into it, and nothing from the machine's
+/// site-packages visible: a package installed by hand cannot hide a missing one.
+///
+/// `DPC_VENV` names where it lives (CI gives a fresh one); by default `target/test-venv`. It is
+/// made with Debian's `/usr/bin/python3 -m venv`, and filled again whenever the requirements
+/// change.
+pub fn ensure_venv() -> Result<std::path::PathBuf> {
+    let root = crate::workspace_root();
+    let dir = std::env::var_os("DPC_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target/test-venv"));
+    let requirements = root.join("tests/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("cannot read {}", requirements.display()))?;
+    let stamp = dir.join(".dpc-requirements");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted)
+        && dir.join("bin/python3").exists()
+    {
+        return Ok(dir);
+    }
+    ensure_packages_force(&["python3-venv"])?;
+    eprintln!("xtask: making the test venv {}", dir.display());
+    let status = Command::new("/usr/bin/python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&dir)
+        .status()
+        .context("/usr/bin/python3 -m venv")?;
+    if !status.success() {
+        bail!("python3 -m venv {} failed", dir.display());
+    }
+    let status = Command::new(dir.join("bin/python3"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements)
+        .status()
+        .context("pip install -r tests/requirements.txt")?;
+    if !status.success() {
+        bail!("pip install -r {} failed", requirements.display());
+    }
+    std::fs::write(&stamp, wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(dir)
+}
+
+/// `PATH` with the venv's `bin` first.
+pub fn path_with_venv(venv: &std::path::Path) -> std::ffi::OsString {
+    let mut paths = vec![venv.join("bin")];
+    if let Some(p) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+/// Installs a Python package into `venv` with pip if `module` cannot be imported there.
+pub fn ensure_pip_in(venv: &std::path::Path, package: &str, module: &str) -> Result<()> {
+    let python = venv.join("bin/python3");
+    let ok = Command::new(&python)
         .args(["-c", &format!("import {module}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -102,8 +162,8 @@ pub fn ensure_pip(package: &str, module: &str) -> Result<()> {
     if ok {
         return Ok(());
     }
-    eprintln!("xtask: pip install {package}");
-    let status = Command::new("python3")
+    eprintln!("xtask: pip install {package} into {}", venv.display());
+    let status = Command::new(&python)
         .args([
             "-m",
             "pip",

@@ -129,32 +129,170 @@ pub fn build_release_daemon() -> Result<PathBuf> {
     Ok(target.join("release/dataplane-collector"))
 }
 
+/// Every tier of tests, each run even when an earlier one failed, then one summary line
+/// `N passed, N failed` (tests counted from cargo's `test result:` lines, lab scenarios one
+/// each, fmt and clippy one each; a tier that fails without reporting tests counts as one
+/// failure).
 fn test(no_root: bool) -> Result<()> {
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    let mut tally = Tally::default();
+    tally.tier("fmt", cargo().args(["fmt", "--all", "--", "--check"]));
     if no_root {
-        run(cargo().args(["test", "--workspace", "--exclude", "integration-tests"]))?;
-        return Ok(());
+        tally.tier(
+            "cargo test",
+            cargo().args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "integration-tests",
+                "--no-fail-fast",
+            ]),
+        );
+        return tally.finish();
     }
     if !deps::is_root() {
         bail!("the root-only tests need root (or pass --no-root)");
     }
     deps::ensure_packages(deps::TEST_PACKAGES)?;
-    deps::ensure_pip("kubernetes-validate", "kubernetes_validate")?;
+    // Python packages live in a venv of their own, first on the tests' PATH.
+    let venv = deps::ensure_venv()?;
+    let path = deps::path_with_venv(&venv);
     // The daemon under test embeds the eBPF programs.
     ebpf::build()?;
-    run(cargo().args([
+    tally.tier(
         "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
     // Every crate, including the root-only integration tests; a skipped root test fails.
-    run(cargo()
-        .args(["test", "--workspace", "--all-targets"])
-        .env("DPC_REQUIRE_ROOT_TESTS", "1"))?;
+    tally.tier(
+        "cargo test",
+        cargo()
+            .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
+            .env("DPC_REQUIRE_ROOT_TESTS", "1")
+            .env("PATH", &path)
+            .env("VIRTUAL_ENV", &venv),
+    );
     // The kernel lab: what the host kernel cannot do.
-    lab::run(&[])?;
-    Ok(())
+    match lab::run_outcomes(&[]) {
+        Ok(outcomes) => {
+            for (name, passed) in outcomes {
+                tally.count(&format!("lab {name}"), passed);
+            }
+        }
+        Err(e) => {
+            eprintln!("xtask: the kernel lab could not run: {e:#}");
+            tally.count("lab", false);
+        }
+    }
+    tally.finish()
+}
+
+/// What `cargo xtask test` ran and how it went.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    /// Runs one tier, echoing its output, and counts what it reports.
+    fn tier(&mut self, name: &str, cmd: &mut Command) {
+        use std::io::{BufRead, Write};
+        eprintln!("xtask: {cmd:?}");
+        let child = cmd.stdout(std::process::Stdio::piped()).spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("xtask: cannot run {name}: {e}");
+                self.count(name, false);
+                return;
+            }
+        };
+        let (mut passed, mut failed, mut reported) = (0, 0, false);
+        if let Some(out) = child.stdout.take() {
+            let stdout = std::io::stdout();
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = writeln!(stdout.lock(), "{line}");
+                if let Some((p, f)) = cargo_test_result(&line) {
+                    passed += p;
+                    failed += f;
+                    reported = true;
+                }
+            }
+        }
+        let ok = child.wait().is_ok_and(|s| s.success());
+        if reported {
+            self.passed += passed;
+            self.failed += failed;
+            if failed > 0 || !ok {
+                self.failures.push(format!("{name} ({failed} failed)"));
+                if failed == 0 {
+                    // Tests passed but the tier did not (a crate that did not build).
+                    self.failed += 1;
+                }
+            }
+        } else {
+            self.count(name, ok);
+        }
+    }
+
+    fn count(&mut self, name: &str, passed: bool) {
+        if passed {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            self.failures.push(name.to_owned());
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        if !self.failures.is_empty() {
+            println!("failed: {}", self.failures.join(", "));
+        }
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failed > 0 {
+            bail!("{} failed", self.failed);
+        }
+        Ok(())
+    }
+}
+
+/// The counts of a cargo test binary's `test result: ok. 12 passed; 0 failed; …` line.
+fn cargo_test_result(line: &str) -> Option<(u64, u64)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let number_before = |word: &str| -> Option<u64> {
+        let end = rest.find(word)?;
+        rest[..end]
+            .trim_end()
+            .rsplit([' ', '.'])
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((number_before(" passed")?, number_before(" failed")?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_cargo_test_result_lines() {
+        assert_eq!(
+            super::cargo_test_result(
+                "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+            ),
+            Some((12, 0))
+        );
+        assert_eq!(
+            super::cargo_test_result("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            Some((3, 2))
+        );
+        assert_eq!(super::cargo_test_result("running 3 tests"), None);
+    }
 }

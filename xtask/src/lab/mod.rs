@@ -480,6 +480,21 @@ fn save_fixtures(lines: &[String], dir: &Path) -> Result<()> {
 
 /// Runs the named scenarios (all if empty) and reports pass/fail with the guest's output.
 pub fn run(scenarios: &[String]) -> Result<()> {
+    let outcomes = run_outcomes(scenarios)?;
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, passed)| !passed)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!("lab scenarios failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Runs the scenarios (all default ones if none named) and returns each one's name and
+/// whether it passed; `Err` only when the lab itself could not run.
+pub fn run_outcomes(scenarios: &[String]) -> Result<Vec<(String, bool)>> {
     let start = std::time::Instant::now();
     let selected = select(scenarios, |s| s.default)?;
     let (outcomes, console) = boot(&selected, Duration::from_secs(25 * 60))?;
@@ -500,15 +515,7 @@ pub fn run(scenarios: &[String]) -> Result<()> {
         );
     }
     eprintln!("lab: guest ran {:.0} s", console.elapsed.as_secs_f64());
-    let failed: Vec<&str> = outcomes
-        .iter()
-        .filter(|o| !o.passed)
-        .map(|o| o.name.as_str())
-        .collect();
-    if !failed.is_empty() {
-        bail!("lab scenarios failed: {}", failed.join(", "));
-    }
-    Ok(())
+    Ok(outcomes.into_iter().map(|o| (o.name, o.passed)).collect())
 }
 
 /// Lab benchmarks (IPVS scrape cost against /proc/net/ip_vs); writes their BENCHMARKS.md section.
