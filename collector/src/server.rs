@@ -171,17 +171,23 @@ fn bad_request(reason: impl std::fmt::Display) -> Response {
 
 /// The deadline for the sources: our own timeout, or Prometheus's less half a second.
 fn deadline(app: &AppState, headers: &HeaderMap) -> tokio::time::Instant {
-    let mut timeout = app.scrape_timeout;
-    if let Some(prom) = headers
+    tokio::time::Instant::now() + scrape_timeout(app.scrape_timeout, headers)
+}
+
+/// `--scrape.timeout`, or `X-Prometheus-Scrape-Timeout-Seconds` less half a second when that is
+/// shorter (never under 0.1 s). A value that is not a positive finite number of seconds, or is
+/// larger than any duration (`1e20`), leaves `--scrape.timeout` in force.
+pub fn scrape_timeout(ours: Duration, headers: &HeaderMap) -> Duration {
+    let prom = headers
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite() && *v > 0.0)
-    {
-        let prom = Duration::from_secs_f64((prom - 0.5).max(0.1));
-        timeout = timeout.min(prom);
+        .and_then(|v| Duration::try_from_secs_f64((v - 0.5).max(0.1)).ok());
+    match prom {
+        Some(prom) => ours.min(prom),
+        None => ours,
     }
-    tokio::time::Instant::now() + timeout
 }
 
 async fn scrape(
@@ -288,5 +294,46 @@ impl<T> futures_util::Stream for ReceiverStream<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<T>> {
         self.0.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-prometheus-scrape-timeout-seconds",
+            value.parse().expect("header value"),
+        );
+        h
+    }
+
+    #[test]
+    fn scrape_timeout_header_is_clamped_never_panics() {
+        let ours = Duration::from_secs(10);
+        assert_eq!(scrape_timeout(ours, &HeaderMap::new()), ours);
+        assert_eq!(
+            scrape_timeout(ours, &with("3")),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            scrape_timeout(ours, &with("0.2")),
+            Duration::from_millis(100)
+        );
+        assert_eq!(scrape_timeout(ours, &with("60")), ours);
+        for silly in [
+            "1e20",
+            "1e308",
+            "inf",
+            "NaN",
+            "-5",
+            "0",
+            "x",
+            "18446744073709551616",
+        ] {
+            assert_eq!(scrape_timeout(ours, &with(silly)), ours, "{silly}");
+        }
     }
 }

@@ -31,7 +31,19 @@ pub enum FilterError {
         column: usize,
         expected: &'static str,
     },
+    #[error("the filter is {len} bytes long; at most {MAX_FILTER_LEN} are read")]
+    TooLong { len: usize },
+    #[error(
+        "the filter nests `(` and `not` more than {MAX_FILTER_DEPTH} deep (at column {column})"
+    )]
+    TooDeep { column: usize },
 }
+
+/// Longest filter expression read (bytes): `flow_filter_length` in docs/limits.md.
+pub const MAX_FILTER_LEN: usize = 4096;
+/// Deepest nesting of `(` and `not` (the parser recurses once per level):
+/// `flow_filter_depth` in docs/limits.md.
+pub const MAX_FILTER_DEPTH: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -112,8 +124,16 @@ impl Operand {
 impl Filter {
     /// Parses an expression.
     pub fn parse(expr: &str) -> Result<Filter, FilterError> {
+        if expr.len() > MAX_FILTER_LEN {
+            crate::limits::exceeded("flow_filter_length");
+            return Err(FilterError::TooLong { len: expr.len() });
+        }
         let tokens = lex(expr)?;
-        let mut p = Parser { tokens, pos: 0 };
+        let mut p = Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+        };
         let f = p.or()?;
         if let Some(t) = p.tokens.get(p.pos) {
             return Err(FilterError::Unexpected {
@@ -364,6 +384,8 @@ fn lex(s: &str) -> Result<Vec<Token>, FilterError> {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// `(` and `not` entered and not yet left.
+    depth: usize,
 }
 
 impl Parser {
@@ -408,10 +430,24 @@ impl Parser {
         })
     }
 
+    /// Enters one level of `(` or `not`, or refuses past [`MAX_FILTER_DEPTH`].
+    fn descend(&mut self) -> Result<(), FilterError> {
+        if self.depth >= MAX_FILTER_DEPTH {
+            crate::limits::exceeded("flow_filter_depth");
+            let column = self.tokens.get(self.pos).map_or(0, |t| t.column);
+            return Err(FilterError::TooDeep { column });
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
     fn not(&mut self) -> Result<Filter, FilterError> {
         if self.peek() == Some(&Tok::Not) {
+            self.descend()?;
             self.pos += 1;
-            return Ok(Filter::Not(Box::new(self.not()?)));
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Filter::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -419,12 +455,14 @@ impl Parser {
     fn primary(&mut self) -> Result<Filter, FilterError> {
         match self.peek() {
             Some(Tok::LParen) => {
+                self.descend()?;
                 self.pos += 1;
                 let f = self.or()?;
                 if self.peek() != Some(&Tok::RParen) {
                     return Err(self.unexpected("`)`"));
                 }
                 self.pos += 1;
+                self.depth -= 1;
                 Ok(f)
             }
             Some(Tok::Word) => {
@@ -543,5 +581,35 @@ mod tests {
         );
         assert!(Filter::parse("ip ip").is_err());
         assert!(Filter::parse("").is_err());
+    }
+
+    #[test]
+    fn deep_or_long_filters_are_refused_not_overflowing_the_stack() {
+        let ok = format!(
+            "{}ip{}",
+            "(".repeat(MAX_FILTER_DEPTH),
+            ")".repeat(MAX_FILTER_DEPTH)
+        );
+        assert!(Filter::parse(&ok).is_ok());
+        let before = crate::limits::count("flow_filter_depth");
+        let deep = format!("{}ip{}", "(".repeat(1500), ")".repeat(1500));
+        assert!(matches!(
+            Filter::parse(&deep),
+            Err(FilterError::TooDeep { column: 65 })
+        ));
+        let nots = "not ".repeat(1000) + "ip";
+        assert!(matches!(
+            Filter::parse(&nots),
+            Err(FilterError::TooDeep { .. })
+        ));
+        assert!(crate::limits::count("flow_filter_depth") >= before + 2);
+        // Depth is what is open at once, not how many levels appear in all.
+        let wide = vec!["(not ip)"; 200].join(" or ");
+        assert!(Filter::parse(&wide).is_ok());
+        let long = "ip or ".repeat(1000) + "ip";
+        assert_eq!(
+            Filter::parse(&long),
+            Err(FilterError::TooLong { len: long.len() })
+        );
     }
 }

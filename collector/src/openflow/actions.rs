@@ -281,7 +281,13 @@ fn unknown_field_name(h: &OxmHeader) -> String {
 fn format_set_field(b: &mut Reader<'_>, s: &mut String) -> Result<(), DecodeError> {
     let at = b.offset();
     let (h, exp) = read_field_header(b)?;
-    let payload_len = h.len - if h.class == class::EXPERIMENTER { 4 } else { 0 };
+    let exp_len = if h.class == class::EXPERIMENTER { 4 } else { 0 };
+    let payload_len = h.len.checked_sub(exp_len).ok_or(DecodeError::BadLength {
+        what: "set_field experimenter field",
+        offset: at,
+        len: h.len,
+        reason: "shorter than its 4-byte experimenter ID",
+    })?;
     let payload = b.bytes(payload_len, "set_field value")?;
     let (value, mask) = if h.has_mask {
         let (v, m) = payload.split_at(payload.len() / 2);
@@ -363,7 +369,15 @@ fn put_subfield(s: &mut String, h: &OxmHeader, exp: u32, ofs: u32, n_bits: u32) 
     } else if n_bits == 1 {
         let _ = write!(s, "[{ofs}]");
     } else {
-        let _ = write!(s, "[{}..{}]", ofs, ofs + n_bits - 1);
+        match (ofs + n_bits).checked_sub(1) {
+            // n_bits == 0 is invalid (OVS refuses it); print it rather than underflow.
+            Some(end) if n_bits > 0 => {
+                let _ = write!(s, "[{ofs}..{end}]");
+            }
+            _ => {
+                let _ = write!(s, "[{ofs}](n_bits=0)");
+            }
+        }
     }
 }
 
@@ -762,6 +776,31 @@ mod tests {
         assert_eq!(
             fmt(&[apply(&[to_table, to_port, both])]),
             "resubmit(,2),resubmit:3,resubmit(3,4)"
+        );
+    }
+
+    #[test]
+    fn move_with_zero_bits_does_not_underflow() {
+        // move with n_bits = 0 (OVS refuses to install it; a peer may still send it).
+        let mut body = 0u16.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0, 0, 0, 0]);
+        body.extend_from_slice(&0x0000_0406u32.to_be_bytes());
+        body.extend_from_slice(&0x0000_0206u32.to_be_bytes());
+        let mv = nx_action(nx::REG_MOVE, &body);
+        assert_eq!(
+            fmt(&[apply(&[mv])]),
+            "move:NXM_OF_ETH_SRC[0](n_bits=0)->NXM_OF_ETH_DST[0](n_bits=0)"
+        );
+    }
+
+    #[test]
+    fn experimenter_set_field_shorter_than_its_id_is_an_error() {
+        // OFPAT_SET_FIELD with an experimenter OXM whose length (2) cannot hold the 4-byte ID.
+        let set = action(25, &[0xff, 0xff, 0x02, 0x02, 0, 0, 0x23, 0x20, 0, 0]);
+        let out = fmt(&[apply(&[set])]);
+        assert!(
+            out.starts_with("error: bad length 2 for set_field experimenter field"),
+            "{out}"
         );
     }
 
