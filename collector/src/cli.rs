@@ -127,6 +127,16 @@ pub struct ServeArgs {
     )]
     pub ovs_max_flow_series: usize,
 
+    /// Flows read per bridge at most; a switch with more fails that bridge's scrape (and
+    /// counts `dataplane_collector_limit_exceeded_total{limit="openflow_flows"}`).
+    #[arg(long = "ovs.max-flows", value_name = "N", default_value_t = 1_000_000)]
+    pub ovs_max_flows: usize,
+
+    /// Bytes of OpenFlow replies read per bridge and scrape at most.
+    #[arg(long = "ovs.max-reply-bytes", value_name = "BYTES",
+          default_value_t = crate::openflow::client::DEFAULT_MAX_REPLY_BYTES)]
+    pub ovs_max_reply_bytes: usize,
+
     /// Network namespace to read IPVS in, as a path like /var/run/docker/netns/ingress_sbox
     /// (repeatable). Without it, the daemon's own namespace.
     #[arg(long = "ipvs.netns", value_name = "PATH")]

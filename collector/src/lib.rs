@@ -63,6 +63,8 @@ pub fn build_registry(
                 rundir: args.ovs_rundir.clone(),
                 flow_actions: args.ovs_flow_actions,
                 max_flow_series: args.ovs_max_flow_series,
+                max_flows: args.ovs_max_flows,
+                max_reply_bytes: args.ovs_max_reply_bytes,
                 ovsdb: ovsdb.clone(),
                 attributor: attributor.clone(),
             },

@@ -97,6 +97,9 @@ pub fn ofctl_text(table: &FlowTable) -> String {
     out
 }
 
+/// Flows `flows` reads from one switch at most (`openflow_flows`, as `--ovs.max-flows`).
+pub const MAX_FLOWS: usize = 1_000_000;
+
 /// Reads a bridge's flows over OpenFlow 1.3.
 pub async fn fetch_openflow(endpoint: &Endpoint, deadline: Instant) -> Result<String, FlowsError> {
     let mut client = Client::connect(endpoint, deadline).await?;
@@ -104,7 +107,8 @@ pub async fn fetch_openflow(endpoint: &Endpoint, deadline: Instant) -> Result<St
     let mut table = FlowTable::default();
     client
         .multipart(MultipartType::Flow, &mut |body| {
-            decoder.decode(body, &mut table)
+            decoder.decode(body, &mut table)?;
+            crate::sources::openflow::fetch::check_flow_count(table.len(), MAX_FLOWS)
         })
         .await?;
     Ok(ofctl_text(&table))

@@ -72,6 +72,16 @@ pub enum ClientError {
         #[source]
         source: DecodeError,
     },
+    #[error(
+        "{endpoint}: the switch sent more than {limit} {what} in its replies ({setting}); \
+         the rest was not read"
+    )]
+    TooLarge {
+        endpoint: Endpoint,
+        what: &'static str,
+        limit: usize,
+        setting: &'static str,
+    },
     #[error("{endpoint}: unexpected message (version {version}, type {msg_type}) while {stage}")]
     Unexpected {
         endpoint: Endpoint,
@@ -121,9 +131,37 @@ pub struct Client {
     buf: BytesMut,
     next_xid: u32,
     deadline: Instant,
+    limits: ReplyLimits,
 }
 
 const READ_CHUNK: usize = 256 * 1024;
+
+/// How much one round of requests may bring back: the switch decides how much it sends, and
+/// one that marks every reply "more" would otherwise be read until the deadline. Messages
+/// themselves are at most 64 KiB (a 16-bit length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyLimits {
+    /// Bytes of all messages read for one [`Client::multipart_pipelined`] call
+    /// (`openflow_reply_bytes`, `--ovs.max-reply-bytes`).
+    pub max_bytes: usize,
+    /// Messages read for one call, replies and unsolicited ones alike
+    /// (`openflow_reply_messages`).
+    pub max_messages: usize,
+}
+
+/// `--ovs.max-reply-bytes` default: about 1.5 million flows with short matches.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 256 << 20;
+/// A 1-million-flow table is about 2,000 replies; empty "more" replies cannot spin for long.
+pub const MAX_REPLY_MESSAGES: usize = 100_000;
+
+impl Default for ReplyLimits {
+    fn default() -> Self {
+        ReplyLimits {
+            max_bytes: DEFAULT_MAX_REPLY_BYTES,
+            max_messages: MAX_REPLY_MESSAGES,
+        }
+    }
+}
 
 impl Client {
     /// Connects and negotiates OpenFlow 1.3; everything must finish before `deadline`.
@@ -159,6 +197,7 @@ impl Client {
             buf: BytesMut::with_capacity(READ_CHUNK),
             next_xid: 1,
             deadline,
+            limits: ReplyLimits::default(),
         };
         client.handshake().await?;
         Ok(client)
@@ -166,6 +205,11 @@ impl Client {
 
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// Bounds for the replies of each following request.
+    pub fn set_limits(&mut self, limits: ReplyLimits) {
+        self.limits = limits;
     }
 
     fn xid(&mut self) -> u32 {
@@ -317,10 +361,31 @@ impl Client {
         let stage_of = |i: Option<usize>| i.map_or("reading replies", |i| kinds[i].name());
         self.send(&batch, stage_of(kinds.first().map(|_| 0)))
             .await?;
+        let (mut bytes, mut messages) = (0usize, 0usize);
         while pending > 0 {
             let waiting = done.iter().position(|d| !d);
             let header = self.read_message(stage_of(waiting)).await?;
             let len = header.length as usize;
+            bytes += len;
+            messages += 1;
+            if bytes > self.limits.max_bytes {
+                crate::limits::exceeded("openflow_reply_bytes");
+                return Err(ClientError::TooLarge {
+                    endpoint: self.endpoint.clone(),
+                    what: "bytes",
+                    limit: self.limits.max_bytes,
+                    setting: "--ovs.max-reply-bytes",
+                });
+            }
+            if messages > self.limits.max_messages {
+                crate::limits::exceeded("openflow_reply_messages");
+                return Err(ClientError::TooLarge {
+                    endpoint: self.endpoint.clone(),
+                    what: "messages",
+                    limit: self.limits.max_messages,
+                    setting: "a constant, MAX_REPLY_MESSAGES",
+                });
+            }
             let Some(i) = xids.iter().position(|&x| x == header.xid) else {
                 // An ECHO_REQUEST from the switch, or something unsolicited: answer or skip.
                 if header.msg_type == msg_type::ECHO_REQUEST {

@@ -1,8 +1,9 @@
 //! I/O for the `openflow` source: find the bridges, ask each one concurrently, join and fold.
 
 use super::{BridgeData, BridgeResult, Config, FoldedFlows, Group, OpenFlowError, Port, Snapshot};
+use crate::openflow::client::ReplyLimits;
 use crate::openflow::message::{self, FlowDecoder, MultipartType};
-use crate::openflow::{Client, ClientError, Endpoint, FlowTable, port};
+use crate::openflow::{Client, ClientError, DecodeError, Endpoint, FlowTable, port};
 use crate::registry::{OpenFlowSlice, ScrapeRequest};
 use crate::sources::ovsdb::attribution::PodRef;
 use std::collections::HashMap;
@@ -133,6 +134,10 @@ pub async fn fetch_bridge(
     deadline: Instant,
 ) -> Result<BridgeData, ClientError> {
     let mut client = Client::connect(endpoint, deadline).await?;
+    client.set_limits(ReplyLimits {
+        max_bytes: cfg.max_reply_bytes,
+        ..ReplyLimits::default()
+    });
     let mut kinds = Vec::with_capacity(6);
     if slice.ports || remote {
         kinds.push(MultipartType::PortDesc);
@@ -168,10 +173,14 @@ pub async fn fetch_bridge(
             MultipartType::Group => message::decode_group_stats(body, &mut group_stats),
             MultipartType::Flow => {
                 if flows.is_empty() {
+                    // The switch's own count sizes the table, but only as far as the bounds
+                    // and what a first reservation should be: a switch claiming 2^32-1 flows
+                    // must not make us reserve for them.
                     let expected: usize = tables.iter().map(|t| t.active_count as usize).sum();
-                    flows = FlowTable::with_capacity(expected);
+                    flows = FlowTable::with_capacity(flow_reservation(expected, cfg.max_flows));
                 }
-                decoder.decode(body, &mut flows)
+                decoder.decode(body, &mut flows)?;
+                check_flow_count(flows.len(), cfg.max_flows)
             }
         })
         .await?;
@@ -227,6 +236,28 @@ pub async fn fetch_bridge(
         data.read_flows = true;
     }
     Ok(data)
+}
+
+/// Flows reserved for up front: what the table stats announce, but no more than
+/// [`MAX_FLOW_RESERVATION`] or `--ovs.max-flows`; past that the table grows as replies arrive.
+pub fn flow_reservation(announced: usize, max_flows: usize) -> usize {
+    announced.min(max_flows).min(MAX_FLOW_RESERVATION)
+}
+
+/// The largest up-front reservation, in flows (about 10 MB).
+pub const MAX_FLOW_RESERVATION: usize = 65_536;
+
+/// Refuses a table past `--ovs.max-flows`.
+pub fn check_flow_count(have: usize, max_flows: usize) -> Result<(), DecodeError> {
+    if have > max_flows {
+        crate::limits::exceeded("openflow_flows");
+        return Err(DecodeError::Invalid {
+            what: "flow table",
+            offset: 0,
+            detail: format!("more than {max_flows} flows (--ovs.max-flows); the rest was not read"),
+        });
+    }
+    Ok(())
 }
 
 /// Keeps the `max` flows with the most bytes (then packets; ties by table, priority, match)

@@ -27,6 +27,11 @@ pub struct Config {
     /// Flows per bridge with series of their own; the rest are folded per (table, cookie).
     /// 0 means no limit.
     pub max_flow_series: usize,
+    /// Flows read per bridge at most (`--ovs.max-flows`); a switch with more fails the scrape
+    /// of that bridge.
+    pub max_flows: usize,
+    /// Bytes of OpenFlow replies read per bridge and scrape at most (`--ovs.max-reply-bytes`).
+    pub max_reply_bytes: usize,
     /// The OVSDB monitor, when running: the bridge list and the pods behind ports.
     pub ovsdb: Option<Arc<crate::ovsdb::Handle>>,
     pub attributor: Arc<crate::sources::ovsdb::attribution::Attributor>,
