@@ -143,8 +143,11 @@ pub enum StartError {
 
 /// Builds what the HTTP handlers share from the flags.
 pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartError> {
-    let allowed = sources::openflow::target::AllowList::parse(&args.ovs_allowed_targets)
-        .map_err(StartError::Config)?;
+    let allowed = sources::openflow::target::AllowList::parse(
+        &args.ovs_allowed_targets,
+        args.ovs_target_port,
+    )
+    .map_err(StartError::Config)?;
     let (registry, shutdown) = build_registry(args)?;
     Ok(Arc::new(server::AppState {
         registry,

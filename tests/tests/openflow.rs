@@ -346,11 +346,13 @@ fn seed_endpoints_targets_and_allowlist() -> Result<()> {
     let trap_addr = trap.local_addr()?;
 
     let rundir = topo.ovs.rundir().to_string_lossy().into_owned();
+    // Entries with the switch's port: without one only --ovs.target-port would be allowed.
+    let allowed = format!("127.0.0.1/32:1,10.0.0.0/8:{of_port},10.250.0.0/16:{of_port}");
     let daemon = Daemon::start(&args(&[
         "--ovs.rundir",
         &rundir,
         "--ovs.allowed-targets",
-        "127.0.0.1/32,10.0.0.0/8,10.250.0.0/16",
+        &allowed,
     ]))?;
 
     // Each seed endpoint serves its slice only.

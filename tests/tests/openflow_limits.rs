@@ -243,3 +243,42 @@ fn endless_empty_replies_hit_the_message_bound() -> Result<()> {
     assert_eq!(d.get("/healthz")?.0, 200);
     Ok(())
 }
+
+/// `--ovs.allowed-targets` with a port: an allowed address on another port is refused before
+/// any connection is made (a listener there sees nothing); the listed port is connected to.
+#[test]
+fn an_allowed_address_on_an_unlisted_port_is_refused_without_connecting() -> Result<()> {
+    let unlisted = std::net::TcpListener::bind("127.0.0.1:0")?;
+    unlisted.set_nonblocking(true)?;
+    let listed = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listed.set_nonblocking(true)?;
+    let (unlisted_port, listed_port) = (unlisted.local_addr()?.port(), listed.local_addr()?.port());
+    let rundir = tempfile::tempdir()?;
+    let d = Daemon::start(&[
+        format!("--ovs.rundir={}", rundir.path().display()),
+        format!("--ovs.db=unix:{}/no-db.sock", rundir.path().display()),
+        format!("--ovs.allowed-targets=127.0.0.0/8:{listed_port}"),
+        "--scrape.timeout=2s".to_owned(),
+    ])?;
+
+    let (status, body) = d.get(&format!("/ports?target=tcp:127.0.0.1:{unlisted_port}"))?;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not allowed"), "{body}");
+    // A bare address means --ovs.target-port, which is not listed either.
+    assert_eq!(d.get("/ports?target=127.0.0.1")?.0, 400);
+    match unlisted.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the daemon connected to an unlisted port: {other:?}"),
+    }
+
+    // The listed port is allowed: the daemon connects (the fake peer never answers HELLO, so
+    // the scrape of that switch fails, but the connection was made).
+    let (status, body) = d.get(&format!("/ports?target=tcp:127.0.0.1:{listed_port}"))?;
+    assert_eq!(status, 200, "{body}");
+    listed.set_nonblocking(false)?;
+    let (conn, _) = listed
+        .accept()
+        .context("the daemon did not connect to the listed port")?;
+    drop(conn);
+    Ok(())
+}
