@@ -33,7 +33,17 @@ pub enum ParseError {
         section: &'static str,
         column: usize,
     },
+    #[error("parentheses nested more than {MAX_NESTING} deep in {section} at column {column}")]
+    TooDeep {
+        section: &'static str,
+        column: usize,
+    },
 }
+
+/// Deepest nesting of `(` in a flow's match or actions: each level is one more recursion of
+/// the decoder (`flow_text_depth` in docs/limits.md). OVS itself writes at most a handful
+/// (`ct(nat(src=…))`, `clone(ct(…))`).
+pub const MAX_NESTING: usize = 32;
 
 /// A malformed line: its 1-based number, the reason and the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -587,7 +597,16 @@ fn for_each_kv<'a>(
                 let mut j = i + 1;
                 while j < n {
                     match b[j] {
-                        b'(' => level += 1,
+                        b'(' => {
+                            level += 1;
+                            if level > MAX_NESTING {
+                                crate::limits::exceeded("flow_text_depth");
+                                return Err(ParseError::TooDeep {
+                                    section,
+                                    column: j + 1,
+                                });
+                            }
+                        }
                         b')' => {
                             level -= 1;
                             if level == 0 {
@@ -1584,6 +1603,28 @@ mod tests {
 
     fn action<'a>(f: &'a Flow<'_>, i: usize) -> &'a Kv<'a> {
         &f.actions[i]
+    }
+
+    #[test]
+    fn deeply_nested_lines_are_refused_not_overflowing_the_stack() {
+        let nest = |n: usize| format!("{}drop{}", "clone(".repeat(n), ")".repeat(n));
+        let line = |n: usize| format!(" cookie=0x1, table=0, priority=1 actions={}", nest(n));
+        let ok = line(MAX_NESTING);
+        assert!(parse_line(&ok, 1).is_ok());
+        let before = crate::limits::count("flow_text_depth");
+        for n in [MAX_NESTING + 1, 5000] {
+            let text = line(n);
+            let r = parse_line(&text, 7);
+            assert!(matches!(r, Err(ParseError::TooDeep { .. })), "{n}: {r:?}");
+        }
+        let dp = format!(
+            "in_port(1),{}eth(){} packets:0, bytes:0, used:never, actions:drop",
+            "encap(".repeat(5000),
+            ")".repeat(5000)
+        );
+        let r = parse_line(&dp, 1);
+        assert!(matches!(r, Err(ParseError::TooDeep { .. })), "{r:?}");
+        assert!(crate::limits::count("flow_text_depth") >= before + 3);
     }
 
     #[test]

@@ -192,11 +192,25 @@ fn split_url(url: &str) -> Result<(String, u16, String), FlowsError> {
     Ok((host.to_owned(), port, path.to_owned()))
 }
 
+/// Largest answer `flows --node` reads from a node (`flows_node_response_bytes`): a
+/// million-flow table is about 200 MB of JSON.
+pub const MAX_NODE_RESPONSE_BYTES: usize = 512 << 20;
+
 /// A plain HTTP/1.1 GET; returns the status and the body.
 pub async fn http_get(
     url: &str,
     path_and_query: &str,
     deadline: Instant,
+) -> Result<(u16, Vec<u8>), FlowsError> {
+    http_get_bounded(url, path_and_query, deadline, MAX_NODE_RESPONSE_BYTES).await
+}
+
+/// [`http_get`], reading at most `max` bytes of the answer.
+async fn http_get_bounded(
+    url: &str,
+    path_and_query: &str,
+    deadline: Instant,
+    max: usize,
 ) -> Result<(u16, Vec<u8>), FlowsError> {
     let (host, port, prefix) = split_url(url)?;
     let err = |reason: String| FlowsError::Node {
@@ -214,9 +228,18 @@ pub async fn http_get(
             .await
             .map_err(|e| err(format!("cannot send the request: {e}")))?;
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw)
+        (&mut s)
+            .take(max as u64 + 1)
+            .read_to_end(&mut raw)
             .await
             .map_err(|e| err(format!("cannot read the answer: {e}")))?;
+        if raw.len() > max {
+            crate::limits::exceeded("flows_node_response_bytes");
+            return Err(err(format!(
+                "the answer is larger than {max} bytes; ask for fewer \
+                 bridges (--bridge) or filter on the node (--filter)"
+            )));
+        }
         parse_http(&raw).map_err(|r| err(r.into()))
     };
     tokio::time::timeout_at(deadline, work)
@@ -389,6 +412,39 @@ mod tests {
              cookie=0x10, duration=1.491s, table=2, n_packets=3, n_bytes=180, idle_timeout=10, arp actions=NORMAL\n \
              cookie=0x10, duration=1.491s, table=2, n_packets=3, n_bytes=180, actions=drop\n \
              cookie=0x10, duration=1.491s, table=2, n_packets=3, n_bytes=180, priority=0 actions=drop\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_that_never_stops_answering_is_cut_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            let chunk = vec![b'x'; 64 * 1024];
+            while s.write_all(&chunk).await.is_ok() {}
+        });
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let before = crate::limits::count("flows_node_response_bytes");
+        let r = http_get_bounded(
+            &format!("http://{addr}"),
+            "/api/v1/flows",
+            deadline,
+            1 << 20,
+        )
+        .await;
+        let msg = r.map(|_| String::new()).unwrap_or_else(|e| e.to_string());
+        assert!(msg.contains("larger than 1048576 bytes"), "{msg}");
+        assert_eq!(
+            crate::limits::count("flows_node_response_bytes"),
+            before + 1
         );
     }
 }
