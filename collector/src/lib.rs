@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod exposition;
 pub mod flows;
+pub mod fuzzing;
 pub mod limits;
 pub mod openflow;
 pub mod ovsdb;

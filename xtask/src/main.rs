@@ -8,6 +8,7 @@ mod bench_ovsdb;
 mod demo;
 mod deps;
 mod ebpf;
+mod fuzz;
 mod lab;
 
 use anyhow::{Context, Result, bail};
@@ -54,6 +55,17 @@ enum Cmd {
     },
     /// Builds the eBPF programs (installing Debian's rustc and bpf-linker if needed).
     BuildEbpf,
+    /// Runs the coverage-guided fuzz targets (fuzz/) under libFuzzer; writes BENCHMARKS.md.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (a file of fuzz/fuzz_targets/).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
     /// Boots Debian's kernel under QEMU and runs lab scenarios (all if none named).
     Lab { scenarios: Vec<String> },
 }
@@ -92,6 +104,11 @@ fn main() -> Result<()> {
         }
         Cmd::Lab { scenarios } => lab::run(&scenarios),
         Cmd::BuildEbpf => ebpf::build().map(|_| ()),
+        Cmd::Fuzz {
+            seconds,
+            target,
+            out,
+        } => fuzz::run(seconds, target.as_deref(), &workspace_root().join(out)),
     }
 }
 
