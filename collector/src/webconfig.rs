@@ -14,8 +14,8 @@
 //! - `cipher_suites` and `curve_preferences` map onto the rustls *ring* provider; a name it does
 //!   not have (CBC suites, `CurveP521`) is skipped with a warning, an unknown name is an error.
 //! - `http2` is accepted; the server speaks HTTP/1.1 (ALPN `http/1.1`).
-//! - `client_allowed_sans`, `rate_limit` (use `--web.rate-limit`) and
-//!   `basic_auth_excluded_paths` are refused with an error saying so.
+//! - `client_allowed_sans` and `rate_limit` (use `--web.rate-limit`) are refused with an
+//!   error saying so.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use base64::Engine as _;
@@ -89,10 +89,11 @@ pub struct Active {
 struct RawConfig {
     tls_server_config: Option<RawTls>,
     http_server_config: Option<RawHttp>,
+    #[serde(default, deserialize_with = "unique_map")]
     basic_auth_users: Option<BTreeMap<String, String>>,
     // exporter-toolkit keys this server does not implement: refused with a message of their own.
     rate_limit: Option<serde_yaml_ng::Value>,
-    basic_auth_excluded_paths: Option<serde_yaml_ng::Value>,
+    basic_auth_excluded_paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,7 +118,61 @@ struct RawTls {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     http2: Option<bool>,
-    headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "unique_map")]
+    headers: Option<BTreeMap<String, Scalar>>,
+}
+
+/// A map whose keys must differ (yaml.v2's `UnmarshalStrict` refuses a repeated key; a plain
+/// map would keep the last one silently).
+fn unique_map<'de, D, V>(d: D) -> Result<Option<BTreeMap<String, V>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Visit<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+        type Value = Option<BTreeMap<String, V>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = map.next_entry::<String, V>()? {
+                if out.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                }
+                out.insert(k, v);
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_any(Visit(std::marker::PhantomData))
+}
+
+/// A YAML scalar read as text, as Go's yaml does for a string field (`X-XSS-Protection: 1`).
+#[derive(Debug)]
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde_yaml_ng::Value;
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Scalar(s)),
+            Value::Number(n) => Ok(Scalar(n.to_string())),
+            Value::Bool(b) => Ok(Scalar(b.to_string())),
+            Value::Null => Ok(Scalar(String::new())),
+            _ => Err(serde::de::Error::custom("expected a string")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,6 +188,8 @@ pub struct Parsed {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// User → bcrypt hash (each checked to be one).
     pub users: BTreeMap<String, String>,
+    /// `basic_auth_excluded_paths`: request paths (exact match) that need no basic auth.
+    pub auth_excluded_paths: Vec<String>,
     /// Settings accepted but not applied as written (logged at load).
     pub warnings: Vec<String>,
 }
@@ -212,11 +269,6 @@ pub fn parse(text: &[u8], base_dir: &Path) -> Result<Parsed, ParseError> {
             "rate_limit is not supported here: use --web.rate-limit and --web.rate-burst",
         ));
     }
-    if raw.basic_auth_excluded_paths.is_some() {
-        return Err(bad(
-            "basic_auth_excluded_paths is not supported: every path asks for basic auth",
-        ));
-    }
     let mut warnings = Vec::new();
     let tls = match raw.tls_server_config {
         Some(t) => parse_tls(t, base_dir, &mut warnings)?,
@@ -224,7 +276,7 @@ pub fn parse(text: &[u8], base_dir: &Path) -> Result<Parsed, ParseError> {
     };
     let http = raw.http_server_config.unwrap_or_default();
     let mut headers = Vec::new();
-    for (name, value) in http.headers.unwrap_or_default() {
+    for (name, Scalar(value)) in http.headers.unwrap_or_default() {
         let Some((_, allowed)) = ALLOWED_HEADERS.iter().find(|(n, _)| *n == name) else {
             return Err(bad(format!(
                 "http_server_config.headers: HTTP header {name:?} can not be configured (allowed: {})",
@@ -263,11 +315,18 @@ pub fn parse(text: &[u8], base_dir: &Path) -> Result<Parsed, ParseError> {
             )));
         }
     }
+    let auth_excluded_paths = raw.basic_auth_excluded_paths.unwrap_or_default();
+    if let Some(p) = auth_excluded_paths.iter().find(|p| !p.starts_with('/')) {
+        return Err(bad(format!(
+            "basic_auth_excluded_paths: {p:?} is not a path (it must start with /)"
+        )));
+    }
     Ok(Parsed {
         tls,
         http2: http.http2.unwrap_or(true),
         headers,
         users,
+        auth_excluded_paths,
         warnings,
     })
 }
@@ -416,10 +475,16 @@ fn parse_tls(
                     }
                 }
             }
-            if tls12 && tls12_chosen == 0 && !tls13 {
-                return Err(bad(
-                    "tls_server_config.cipher_suites: none of the listed TLS 1.2 cipher suites is available in rustls",
-                ));
+            if tls12 && tls12_chosen == 0 {
+                if !tls13 {
+                    return Err(bad(
+                        "tls_server_config.cipher_suites: none of the listed TLS 1.2 cipher suites is available in rustls",
+                    ));
+                }
+                warnings.push(
+                    "tls_server_config.cipher_suites: none of the listed TLS 1.2 cipher suites is available in rustls: TLS 1.2 clients cannot connect"
+                        .to_owned(),
+                );
             }
             Some(chosen)
         }
@@ -450,11 +515,14 @@ fn parse_tls(
                 }
             }
             if chosen.is_empty() {
-                return Err(bad(
-                    "tls_server_config.curve_preferences: none of the listed curves is available in rustls",
-                ));
+                warnings.push(
+                    "tls_server_config.curve_preferences: none of the listed curves is available in rustls, using X25519, P-256 and P-384"
+                        .to_owned(),
+                );
+                None
+            } else {
+                Some(chosen)
             }
-            Some(chosen)
         }
     };
 
@@ -655,6 +723,7 @@ pub fn build_tls(
 #[derive(Default)]
 struct Users {
     hashes: BTreeMap<String, String>,
+    excluded_paths: Vec<String>,
     decoy: OnceLock<String>,
 }
 
@@ -814,6 +883,7 @@ fn load_file(path: &Path) -> Result<Loaded, WebConfigError> {
         }),
         users: Arc::new(Users {
             hashes: parsed.users,
+            excluded_paths: parsed.auth_excluded_paths,
             decoy: OnceLock::new(),
         }),
         files,
@@ -971,6 +1041,12 @@ impl WebConfigWatch {
         self.loaded().active.clone()
     }
 
+    /// `basic_auth_excluded_paths`: `true` when a request for `path` (the URI path, exact
+    /// match as in exporter-toolkit) needs no basic auth; call before [`Self::authorize`].
+    pub fn auth_excluded(&self, path: &str) -> bool {
+        self.loaded().users.excluded_paths.iter().any(|p| p == path)
+    }
+
     /// Checks the request's `Authorization` header against `basic_auth_users`; `Ok` when no
     /// users are configured. bcrypt runs on a blocking thread (at most
     /// `BCRYPT_CONCURRENCY` at once); a verified (user, password) is remembered (as a sha256,
@@ -1026,5 +1102,746 @@ impl WebConfigWatch {
             }
             _ => Err(AuthError::Wrong),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose, SanType,
+    };
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A CA, a server certificate for localhost/127.0.0.1 and two client certificates: one the
+    /// CA signed, one self-signed ("rogue").
+    struct Pki {
+        ca: String,
+        server_cert: String,
+        server_key: String,
+        client_cert: String,
+        client_key: String,
+        rogue_cert: String,
+        rogue_key: String,
+    }
+
+    fn pki() -> Pki {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "webconfig test CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
+            .expect("ca cert");
+
+        let server_key = KeyPair::generate().expect("server key");
+        let mut sp = CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
+        sp.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+        sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server = sp.signed_by(&server_key, &ca).expect("server cert");
+
+        let client_key = KeyPair::generate().expect("client key");
+        let mut cp = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        cp.distinguished_name.push(DnType::CommonName, "prometheus");
+        cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client = cp.signed_by(&client_key, &ca).expect("client cert");
+
+        let rogue_key = KeyPair::generate().expect("rogue key");
+        let mut rp = CertificateParams::new(Vec::<String>::new()).expect("rogue params");
+        rp.distinguished_name.push(DnType::CommonName, "rogue");
+        rp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let rogue = rp.self_signed(&rogue_key).expect("rogue cert");
+
+        Pki {
+            ca: ca.pem(),
+            server_cert: server.pem(),
+            server_key: server_key.serialize_pem(),
+            client_cert: client.pem(),
+            client_key: client_key.serialize_pem(),
+            rogue_cert: rogue.pem(),
+            rogue_key: rogue_key.serialize_pem(),
+        }
+    }
+
+    /// Writes the PKI into `dir` as server.crt, server.key and ca.pem.
+    fn write_pki(dir: &Path, p: &Pki) {
+        std::fs::write(dir.join("server.crt"), &p.server_cert).expect("write");
+        std::fs::write(dir.join("server.key"), &p.server_key).expect("write");
+        std::fs::write(dir.join("ca.pem"), &p.ca).expect("write");
+    }
+
+    /// Writes `text` as web.yml in `dir` (a new file renamed over the old, as a Secret update).
+    fn write_config(dir: &Path, text: &str) -> PathBuf {
+        let tmp = dir.join(".web.yml.tmp");
+        std::fs::write(&tmp, text).expect("write");
+        let path = dir.join("web.yml");
+        std::fs::rename(&tmp, &path).expect("rename");
+        path
+    }
+
+    fn hash(password: &str) -> String {
+        // Cost 4: the lowest bcrypt allows, so tests stay fast; the code is the same.
+        bcrypt::hash(password, 4).expect("bcrypt")
+    }
+
+    fn basic(user: &str, password: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {token}")).expect("header"),
+        );
+        h
+    }
+
+    fn with_authorization(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(value).expect("header"),
+        );
+        h
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text.as_bytes(), Path::new("/cfg")) {
+            Ok(p) => panic!("{text:?} parsed: {p:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn parses_the_exporter_toolkit_examples() {
+        // docs/web-config.yml
+        let p = parse(
+            br#"# TLS and basic authentication configuration example.
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+
+basic_auth_users:
+  alice: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze
+  bob: $2y$10$hLqFl9jSjoAAy95Z/zw8Ye8wkdMBM8c5Bn1ptYqP/AXyV0.oy0S8m
+
+basic_auth_excluded_paths:
+- /-/healthy
+- /-/ready
+"#,
+            Path::new("/etc/dpc"),
+        )
+        .expect("docs/web-config.yml");
+        let tls = p.tls.expect("tls");
+        assert_eq!(tls.cert, PemSource::File("/etc/dpc/server.crt".into()));
+        assert_eq!(tls.key, PemSource::File("/etc/dpc/server.key".into()));
+        assert_eq!(tls.client_auth, ClientAuth::NoClientCert);
+        assert!(tls.tls12 && tls.tls13);
+        assert!(tls.prefer_server_cipher_suites);
+        assert_eq!(
+            p.users.keys().collect::<Vec<_>>(),
+            ["alice", "bob"].iter().collect::<Vec<_>>()
+        );
+        assert_eq!(p.auth_excluded_paths, ["/-/healthy", "/-/ready"]);
+        assert!(p.http2);
+
+        // web/testdata/web_config_headers.good.yml (note the integer X-XSS-Protection).
+        let p = parse(
+            br#"http_server_config:
+  headers:
+    X-Frame-Options: deny
+    Strict-Transport-Security: max-age=31536000; includeSubDomains
+    X-Content-Type-Options: nosniff
+    X-XSS-Protection: 1
+    Content-Security-Policy: "default-src 'self' *.test.example.net"
+"#,
+            Path::new("/"),
+        )
+        .expect("headers example");
+        assert!(p.tls.is_none());
+        let headers: BTreeMap<String, String> = p
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().expect("ascii").to_owned()))
+            .collect();
+        assert_eq!(headers.len(), 5);
+        assert_eq!(headers["x-xss-protection"], "1");
+        assert_eq!(headers["x-frame-options"], "deny");
+        assert_eq!(
+            headers["content-security-policy"],
+            "default-src 'self' *.test.example.net"
+        );
+
+        // web/testdata/tls_config_noAuth_someCurves.good.yml: P-521 is not in rustls' ring
+        // provider; warned about, the defaults stay.
+        let p = parse(
+            br#"tls_server_config :
+  cert_file : "server.crt"
+  key_file : "server.key"
+  client_auth_type : "VerifyClientCertIfGiven"
+  client_ca_file : "tls-ca-chain.pem"
+  min_version: TLS13
+  curve_preferences:
+  - CurveP521
+"#,
+            Path::new("/d"),
+        )
+        .expect("someCurves example");
+        let tls = p.tls.expect("tls");
+        assert_eq!(tls.client_auth, ClientAuth::VerifyClientCertIfGiven);
+        assert_eq!(
+            tls.client_ca,
+            Some(PemSource::File("/d/tls-ca-chain.pem".into()))
+        );
+        assert!(!tls.tls12 && tls.tls13);
+        assert!(tls.kx_groups.is_none());
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+
+        // Curves and ciphers that rustls has are mapped, in order.
+        let p = parse(
+            br#"tls_server_config:
+  cert_file: a
+  key_file: b
+  max_version: TLS12
+  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_AES_128_CBC_SHA]
+  curve_preferences: [CurveP384, X25519]
+  prefer_server_cipher_suites: false
+http_server_config:
+  http2: false
+"#,
+            Path::new("/d"),
+        )
+        .expect("ciphers");
+        let tls = p.tls.expect("tls");
+        assert!(tls.tls12 && !tls.tls13);
+        assert!(!tls.prefer_server_cipher_suites);
+        let suites = tls.cipher_suites.expect("suites");
+        assert!(
+            suites
+                .iter()
+                .any(|s| format!("{:?}", s.suite()) == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+        );
+        assert!(
+            !suites
+                .iter()
+                .any(|s| format!("{:?}", s.suite()) == "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")
+        );
+        let groups: Vec<_> = tls
+            .kx_groups
+            .expect("groups")
+            .iter()
+            .map(|g| g.name())
+            .collect();
+        assert_eq!(
+            groups,
+            [rustls::NamedGroup::secp384r1, rustls::NamedGroup::X25519]
+        );
+        assert_eq!(p.warnings.len(), 1, "the CBC suite: {:?}", p.warnings);
+        assert!(!p.http2);
+
+        // Empty files and empty sections turn nothing on.
+        for empty in [
+            "",
+            "# nothing\n",
+            "tls_server_config:\n",
+            "basic_auth_users: {}\n",
+        ] {
+            let p = parse(empty.as_bytes(), Path::new("/")).expect(empty);
+            assert!(p.tls.is_none() && p.users.is_empty(), "{empty:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_clear_errors() {
+        let e = err("tls_server_config:\n  cert_file: a\n  key_file: b\n  cert_fil: c\n");
+        assert!(e.contains("cert_fil"), "{e}");
+        let e = err("basic_auth_user:\n  alice: x\n");
+        assert!(e.contains("basic_auth_user"), "{e}");
+        let e = err("http_server_config:\n  http3: true\n");
+        assert!(e.contains("http3"), "{e}");
+        let e = err("tls_server_config:\n  cert_file: a\n");
+        assert!(e.contains("missing one of key or key_file"), "{e}");
+        let e = err("tls_server_config:\n  key_file: a\n");
+        assert!(e.contains("missing one of cert or cert_file"), "{e}");
+        let e =
+            err("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: Maybe\n");
+        assert!(e.contains("invalid ClientAuth \"Maybe\""), "{e}");
+        let e = err("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n");
+        assert!(e.contains("without a Client Auth Policy"), "{e}");
+        let e = err(
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n",
+        );
+        assert!(e.contains("needs client_ca_file"), "{e}");
+        let e = err("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS14\n");
+        assert!(e.contains("TLS14"), "{e}");
+        let e = err(
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS13\n  max_version: TLS12\n",
+        );
+        assert!(e.contains("above max_version"), "{e}");
+        let e =
+            err("tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences: [P999]\n");
+        assert!(e.contains("unknown curve"), "{e}");
+        let e = err("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [FOO]\n");
+        assert!(e.contains("unknown cipher"), "{e}");
+        let e = err("tls_server_config:\n  cert: x\n  cert_file: a\n  key_file: b\n");
+        assert!(e.contains("not both"), "{e}");
+        let e = err(
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: [x]\n",
+        );
+        assert!(e.contains("client_allowed_sans is not supported"), "{e}");
+        let e = err("rate_limit:\n  interval: 1s\n  burst: 5\n");
+        assert!(e.contains("--web.rate-limit"), "{e}");
+        let e = err("http_server_config:\n  headers:\n    X-Powered-By: me\n");
+        assert!(e.contains("can not be configured"), "{e}");
+        let e = err("http_server_config:\n  headers:\n    X-Frame-Options: allow\n");
+        assert!(e.contains("invalid value for X-Frame-Options"), "{e}");
+        let e = err("basic_auth_users:\n  alice: plaintext\n");
+        assert!(
+            e.contains("not a bcrypt hash") && e.contains("alice"),
+            "{e}"
+        );
+        let e = err("basic_auth_users:\n  alice: $2y$10$a\n  alice: $2y$10$b\n");
+        assert!(e.contains("duplicate"), "{e}");
+        let e = err("basic_auth_excluded_paths: [metrics]\n");
+        assert!(e.contains("must start with /"), "{e}");
+        let e = err("- a\n- b\n");
+        assert!(!e.is_empty());
+
+        let before = crate::limits::count("web_config_file_bytes");
+        let huge = vec![b'#'; MAX_CONFIG_BYTES as usize + 1];
+        let e = parse(&huge, Path::new("/")).expect_err("too large");
+        assert!(e.0.contains("web_config_file_bytes"), "{e}");
+        assert!(crate::limits::count("web_config_file_bytes") > before);
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let p = parse(
+            b"tls_server_config:\n  cert_file: certs/s.crt\n  key_file: /abs/s.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ../ca.pem\n",
+            Path::new("/etc/web"),
+        )
+        .expect("parse");
+        let tls = p.tls.expect("tls");
+        assert_eq!(tls.cert, PemSource::File("/etc/web/certs/s.crt".into()));
+        assert_eq!(tls.key, PemSource::File("/abs/s.key".into()));
+        assert_eq!(
+            tls.client_ca,
+            Some(PemSource::File("/etc/web/../ca.pem".into()))
+        );
+
+        // And load() reads them there, whatever the working directory.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = pki();
+        write_pki(dir.path(), &pki);
+        let path = write_config(
+            dir.path(),
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+        );
+        let w = WebConfigWatch::load(Some(&path)).expect("load");
+        assert!(w.current().tls.is_some());
+
+        // A missing file names itself.
+        let path = write_config(
+            dir.path(),
+            "tls_server_config:\n  cert_file: nope.crt\n  key_file: server.key\n",
+        );
+        let e = WebConfigWatch::load(Some(&path))
+            .err()
+            .expect("missing file");
+        assert!(e.to_string().contains("nope.crt"), "{e}");
+    }
+
+    #[test]
+    fn bad_pem_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = pki();
+        write_pki(dir.path(), &pki);
+        std::fs::write(dir.path().join("empty.pem"), "not pem\n").expect("write");
+        std::fs::write(dir.path().join("other.key"), &pki.client_key).expect("write");
+        for (yaml, expect) in [
+            (
+                "tls_server_config:\n  cert_file: empty.pem\n  key_file: server.key\n",
+                "no CERTIFICATE",
+            ),
+            (
+                "tls_server_config:\n  cert_file: server.crt\n  key_file: empty.pem\n",
+                "server key",
+            ),
+            (
+                "tls_server_config:\n  cert_file: server.crt\n  key_file: other.key\n",
+                "do not go together",
+            ),
+            (
+                "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: empty.pem\n",
+                "client CA: no CERTIFICATE",
+            ),
+        ] {
+            let path = write_config(dir.path(), yaml);
+            let e = WebConfigWatch::load(Some(&path)).err().expect(yaml);
+            assert!(e.to_string().contains(expect), "{yaml}: {e}");
+        }
+        // Inline PEM works like files.
+        let inline = format!(
+            "tls_server_config:\n  cert: |\n{}  key: |\n{}",
+            indent(&pki.server_cert),
+            indent(&pki.server_key)
+        );
+        let path = write_config(dir.path(), &inline);
+        let w = WebConfigWatch::load(Some(&path)).expect("inline");
+        assert!(w.current().tls.is_some());
+    }
+
+    fn indent(pem: &str) -> String {
+        pem.lines().map(|l| format!("    {l}\n")).collect()
+    }
+
+    #[tokio::test]
+    async fn basic_auth_right_wrong_missing_malformed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_config(
+            dir.path(),
+            &format!(
+                "basic_auth_users:\n  alice: {}\n  bob: {}\nbasic_auth_excluded_paths: [/healthz]\n",
+                hash("wonderland"),
+                hash("builder")
+            ),
+        );
+        let w = WebConfigWatch::load(Some(&path)).expect("load");
+        assert_eq!(w.authorize(&basic("alice", "wonderland")).await, Ok(()));
+        assert_eq!(w.authorize(&basic("bob", "builder")).await, Ok(()));
+        let cached = w.inner.cache.lock().expect("cache").set.len();
+        assert_eq!(cached, 2, "both verified pairs are remembered");
+        // Again: from the cache, same answer, nothing added.
+        assert_eq!(w.authorize(&basic("alice", "wonderland")).await, Ok(()));
+        assert_eq!(w.inner.cache.lock().expect("cache").set.len(), 2);
+
+        assert_eq!(
+            w.authorize(&basic("alice", "builder")).await,
+            Err(AuthError::Wrong)
+        );
+        assert_eq!(
+            w.authorize(&basic("alice", "")).await,
+            Err(AuthError::Wrong)
+        );
+        assert_eq!(
+            w.authorize(&basic("mallory", "wonderland")).await,
+            Err(AuthError::Wrong)
+        );
+        assert_eq!(w.authorize(&basic("", "")).await, Err(AuthError::Wrong));
+        assert_eq!(
+            w.inner.cache.lock().expect("cache").set.len(),
+            2,
+            "failures are never cached"
+        );
+        assert_eq!(
+            w.authorize(&HeaderMap::new()).await,
+            Err(AuthError::Missing)
+        );
+        for malformed in [
+            "Bearer abc",
+            "Basic",
+            "Basic !!!not-base64!!!",
+            // "alice" without a colon.
+            "Basic YWxpY2U=",
+        ] {
+            assert_eq!(
+                w.authorize(&with_authorization(malformed)).await,
+                Err(AuthError::Missing),
+                "{malformed}"
+            );
+        }
+        // The scheme is case-insensitive.
+        let token = base64::engine::general_purpose::STANDARD.encode("alice:wonderland");
+        assert_eq!(
+            w.authorize(&with_authorization(&format!("basic {token}")))
+                .await,
+            Ok(())
+        );
+
+        let before = crate::limits::count("http_authorization_bytes");
+        let long = format!("Basic {}", "A".repeat(MAX_AUTHORIZATION_BYTES));
+        assert_eq!(
+            w.authorize(&with_authorization(&long)).await,
+            Err(AuthError::Missing)
+        );
+        assert!(crate::limits::count("http_authorization_bytes") > before);
+
+        assert!(w.auth_excluded("/healthz"));
+        assert!(!w.auth_excluded("/metrics"));
+        assert!(!w.auth_excluded("/healthz/"));
+
+        // No users: everything is let through.
+        let open = WebConfigWatch::load(None).expect("none");
+        assert_eq!(open.authorize(&HeaderMap::new()).await, Ok(()));
+        assert!(open.current().tls.is_none());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut c = AuthCache::default();
+        for i in 0..(AUTH_CACHE_ENTRIES as u8 + 10) {
+            c.insert([i; 32]);
+        }
+        assert_eq!(c.set.len(), AUTH_CACHE_ENTRIES);
+        assert_eq!(c.order.len(), AUTH_CACHE_ENTRIES);
+        assert!(!c.set.contains(&[0; 32]), "oldest evicted first");
+        assert!(c.set.contains(&[AUTH_CACHE_ENTRIES as u8 + 9; 32]));
+    }
+
+    #[tokio::test]
+    async fn reload_picks_up_new_users_and_keeps_the_old_on_a_broken_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_config(
+            dir.path(),
+            &format!("basic_auth_users:\n  alice: {}\n", hash("one")),
+        );
+        let w = WebConfigWatch::load(Some(&path)).expect("load");
+        assert_eq!(w.authorize(&basic("alice", "one")).await, Ok(()));
+        assert!(!w.reload_if_changed().expect("unchanged"));
+
+        write_config(
+            dir.path(),
+            &format!("basic_auth_users:\n  bob: {}\n", hash("two")),
+        );
+        assert!(w.reload_if_changed().expect("reload"));
+        assert_eq!(w.authorize(&basic("bob", "two")).await, Ok(()));
+        assert_eq!(
+            w.authorize(&basic("alice", "one")).await,
+            Err(AuthError::Wrong),
+            "a removed user is refused, even though it was cached"
+        );
+
+        let failures = RELOAD_FAILURES.load(Ordering::Relaxed);
+        write_config(dir.path(), "basic_auth_users:\n  carol: not-a-hash\n");
+        let e = w.reload_if_changed().expect_err("broken");
+        assert!(e.to_string().contains("carol"), "{e}");
+        assert!(RELOAD_FAILURES.load(Ordering::Relaxed) > failures);
+        assert_eq!(w.authorize(&basic("bob", "two")).await, Ok(()));
+        // The same broken file is not tried (nor counted) again.
+        assert!(!w.reload_if_changed().expect("same broken file"));
+
+        write_config(dir.path(), "tls_server_config: [\n");
+        w.reload_if_changed().expect_err("not YAML");
+        assert_eq!(w.authorize(&basic("bob", "two")).await, Ok(()));
+
+        let mut out = crate::exposition::Writer::new();
+        encode(&mut out);
+        let text = out.into_string();
+        assert!(
+            text.contains("dataplane_collector_web_config_reload_failures_total "),
+            "{text}"
+        );
+        assert!(
+            text.contains("dataplane_collector_web_config_last_reload_success_timestamp_seconds "),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reload_picks_up_a_new_certificate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = pki();
+        write_pki(dir.path(), &first);
+        let path = write_config(
+            dir.path(),
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+        );
+        let w = WebConfigWatch::load(Some(&path)).expect("load");
+        let old = w.current();
+        assert!(handshake(&w, &first.ca, None).await);
+
+        // A new CA and server certificate, the config file untouched.
+        let second = pki();
+        write_pki(dir.path(), &second);
+        assert!(w.reload_if_changed().expect("reload"));
+        assert!(!Arc::ptr_eq(&old, &w.current()));
+        assert!(handshake(&w, &second.ca, None).await);
+        assert!(!handshake(&w, &first.ca, None).await);
+
+        // A key that does not match keeps the working pair.
+        std::fs::write(dir.path().join("server.key"), &first.client_key).expect("write");
+        w.reload_if_changed().expect_err("mismatched key");
+        assert!(handshake(&w, &second.ca, None).await);
+    }
+
+    /// One TLS connection to `w`'s acceptor; `true` when both ends completed it and the client
+    /// read what the server wrote.
+    async fn handshake(w: &WebConfigWatch, ca: &str, client: Option<(&str, &str)>) -> bool {
+        handshake_with(
+            w,
+            ca,
+            client,
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+        )
+        .await
+    }
+
+    async fn handshake_with(
+        w: &WebConfigWatch,
+        ca: &str,
+        client: Option<(&str, &str)>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> bool {
+        let acceptor = w.current().tls.clone().expect("tls configured");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            match acceptor.accept(tcp).await {
+                Ok(mut s) => {
+                    let _ = s.write_all(b"ok").await;
+                    let _ = s.shutdown().await;
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+            roots.add(c.expect("ca pem")).expect("add root");
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots);
+        let config = match client {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_slice_iter(cert.as_bytes())
+                        .collect::<Result<Vec<_>, _>>()
+                        .expect("client cert"),
+                    PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("client key"),
+                )
+                .expect("client auth"),
+            None => builder.with_no_client_auth(),
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let client_ok = match connector.connect(name, tcp).await {
+            Ok(mut s) => {
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf).await;
+                buf == b"ok"
+            }
+            Err(_) => false,
+        };
+        let server_ok = server.await.expect("server task");
+        assert_eq!(client_ok, server_ok, "both ends agree");
+        client_ok
+    }
+
+    #[tokio::test]
+    async fn tls_handshakes_per_client_auth_type() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = pki();
+        write_pki(dir.path(), &pki);
+        let good = Some((pki.client_cert.as_str(), pki.client_key.as_str()));
+        let rogue = Some((pki.rogue_cert.as_str(), pki.rogue_key.as_str()));
+        // (client_auth_type, no cert, CA-signed cert, self-signed cert)
+        let cases = [
+            ("NoClientCert", true, true, true),
+            ("RequestClientCert", true, true, true),
+            ("RequireAnyClientCert", false, true, true),
+            ("VerifyClientCertIfGiven", true, true, false),
+            ("RequireAndVerifyClientCert", false, true, false),
+        ];
+        for (kind, none_ok, good_ok, rogue_ok) in cases {
+            let ca = if kind == "NoClientCert" {
+                String::new()
+            } else {
+                "  client_ca_file: ca.pem\n".to_owned()
+            };
+            let path = write_config(
+                dir.path(),
+                &format!(
+                    "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: {kind}\n{ca}"
+                ),
+            );
+            let w = WebConfigWatch::load(Some(&path)).expect(kind);
+            assert_eq!(
+                handshake(&w, &pki.ca, None).await,
+                none_ok,
+                "{kind}, no cert"
+            );
+            assert_eq!(
+                handshake(&w, &pki.ca, good).await,
+                good_ok,
+                "{kind}, CA-signed cert"
+            );
+            assert_eq!(
+                handshake(&w, &pki.ca, rogue).await,
+                rogue_ok,
+                "{kind}, self-signed cert"
+            );
+        }
+        // A client that does not trust the server's CA fails.
+        let path = write_config(
+            dir.path(),
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+        );
+        let w = WebConfigWatch::load(Some(&path)).expect("plain tls");
+        assert!(!handshake(&w, &pki.rogue_cert, None).await);
+    }
+
+    #[tokio::test]
+    async fn tls_versions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = pki();
+        write_pki(dir.path(), &pki);
+        let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+        let tls13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+        for (min, max, v12, v13) in [
+            ("TLS12", "TLS13", true, true),
+            ("TLS13", "TLS13", false, true),
+            ("TLS12", "TLS12", true, false),
+            // TLS 1.0/1.1 do not exist in rustls: 1.2 and up.
+            ("TLS10", "TLS13", true, true),
+        ] {
+            let path = write_config(
+                dir.path(),
+                &format!(
+                    "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: {min}\n  max_version: {max}\n"
+                ),
+            );
+            let w = WebConfigWatch::load(Some(&path)).expect("load");
+            assert_eq!(
+                handshake_with(&w, &pki.ca, None, tls12).await,
+                v12,
+                "{min}-{max} with a TLS 1.2 client"
+            );
+            assert_eq!(
+                handshake_with(&w, &pki.ca, None, tls13).await,
+                v13,
+                "{min}-{max} with a TLS 1.3 client"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_never_panics_on_odd_input() {
+        // A tiny deterministic fuzz: every prefix of a full config, and some byte flips.
+        let full = "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: c\n  min_version: TLS12\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\nbasic_auth_users:\n  a: $2y$04$abcdefghijklmnopqrstuu5Ksw6dmnCAsfaxvSjW3aU1ZBAY6nSqe\n";
+        let bytes = full.as_bytes();
+        for n in 0..=bytes.len() {
+            let _ = parse(&bytes[..n], Path::new("/"));
+        }
+        for i in 0..bytes.len() {
+            for flip in [b'\0', b':', b'[', b'{', b'&', b'*', b'!', 0xff] {
+                let mut b = bytes.to_vec();
+                b[i] = flip;
+                let _ = parse(&b, Path::new("/"));
+            }
+        }
+        let _ = parse(b"a: &a [*a, *a, *a]\n", Path::new("/"));
     }
 }
