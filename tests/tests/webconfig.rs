@@ -7,6 +7,7 @@
 //! curl is a failure, otherwise a skip.
 
 use anyhow::{Context, Result, bail};
+use clap::Parser as _;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
@@ -394,6 +395,75 @@ fn tls_client_certificates_and_basic_auth_with_curl() -> Result<()> {
             bail!("the broken file was not counted in 30 s:\n{}", metrics.body);
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+fn deploy() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/web-config")
+}
+
+/// deploy/web-config/: the example web config loads (its hash is the documented password),
+/// and the DaemonSet variant mounts it where its --web.config.file points, listens on the
+/// downward-API host address and passes `kubernetes-validate --strict`.
+#[test]
+fn deploy_web_config_example_is_consistent() -> Result<()> {
+    let text = std::fs::read(deploy().join("web-config.yml"))?;
+    let parsed =
+        dataplane_collector::webconfig::parse(&text, Path::new("/etc/dataplane-collector/web"))
+            .map_err(|e| anyhow::anyhow!("deploy/web-config/web-config.yml: {e}"))?;
+    let hash = parsed.users.get("prometheus").context("user prometheus")?;
+    assert!(
+        bcrypt::verify("change-me", hash)?,
+        "the example hash is not \"change-me\"; one that is: {}",
+        bcrypt::hash("change-me", 10)?
+    );
+    assert!(parsed.tls.is_some());
+    assert_eq!(parsed.auth_excluded_paths, ["/healthz"]);
+
+    let ds_text = std::fs::read_to_string(deploy().join("daemonset.yaml"))?;
+    // The args as the kubelet passes them: $(HOST_IP) expanded.
+    let args: Vec<String> = ds_text
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("- --"))
+        .map(|a| format!("--{}", a.replace("$(HOST_IP)", "192.0.2.10")))
+        .collect();
+    assert!(
+        args.iter()
+            .any(|a| a == "--web.listen-address=192.0.2.10:9477"),
+        "{args:?}"
+    );
+    let mut argv = vec!["dataplane-collector".to_owned()];
+    argv.extend(args);
+    let serve = dataplane_collector::cli::Cli::try_parse_from(&argv)
+        .map_err(|e| anyhow::anyhow!("the DaemonSet's args do not parse: {e}"))?
+        .serve_args();
+    dataplane_collector::cli::listen_addr(&serve.listen_address).map_err(anyhow::Error::msg)?;
+    let file = serve.web_config_file.context("--web.config.file")?;
+    assert_eq!(
+        file,
+        Path::new("/etc/dataplane-collector/web/web-config.yml")
+    );
+    assert!(ds_text.contains("mountPath: /etc/dataplane-collector/web"));
+    assert!(ds_text.contains("secretName: dataplane-collector-web-config"));
+    assert!(ds_text.contains("fieldPath: status.hostIP"));
+
+    if let Some(kv) = testbed::ovs::which("kubernetes-validate") {
+        let out = Command::new(kv)
+            .arg("--strict")
+            .arg(deploy().join("daemonset.yaml"))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("passed") && !text.contains("failed"),
+            "{text}"
+        );
+    } else {
+        let required = std::env::var("DPC_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
+        assert!(!required, "kubernetes-validate is not installed");
+        eprintln!("SKIPPED: kubernetes-validate (the YAML checks above ran)");
     }
     Ok(())
 }
