@@ -16,6 +16,11 @@
 //! - `http2` is accepted; the server speaks HTTP/1.1 (ALPN `http/1.1`).
 //! - `client_allowed_sans` and `rate_limit` (use `--web.rate-limit`) are refused with an
 //!   error saying so.
+//!
+//! The HTTP server uses it so: `load` at start (an error stops the daemon), `spawn_reload`
+//! once, `current().tls` for each accepted connection (a reload applies to new connections),
+//! and per request `auth_excluded(path)`, then `authorize(headers)` (401 with
+//! `WWW-Authenticate: Basic` on `Err`), then `current().headers` on the response.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use base64::Engine as _;
@@ -831,20 +836,28 @@ pub fn encode(w: &mut crate::exposition::Writer) {
         .value_f64(f64::from_bits(LAST_SUCCESS.load(Ordering::Relaxed)));
 }
 
-/// sha256 over the config file and every file it names (missing files hash as such).
-fn fingerprint(config: &Path, files: &[PathBuf]) -> [u8; 32] {
+/// sha256 over the config file's bytes (`config_bytes`: those already read, else read now) and
+/// every file it names (a file that cannot be read hashes as its error).
+fn fingerprint(config: &Path, config_bytes: Option<&[u8]>, files: &[PathBuf]) -> [u8; 32] {
     let mut h = Sha256::new();
-    for p in std::iter::once(config).chain(files.iter().map(PathBuf::as_path)) {
+    let mut add = |p: &Path, bytes: Result<&[u8], &WebConfigError>| {
         h.update(p.as_os_str().as_encoded_bytes());
         h.update([0]);
-        match read_bounded(p) {
+        match bytes {
             Ok(bytes) => {
                 h.update((bytes.len() as u64).to_le_bytes());
-                h.update(&bytes);
+                h.update(bytes);
             }
             Err(e) => h.update(format!("error: {e}").as_bytes()),
         }
         h.update([0]);
+    };
+    match config_bytes {
+        Some(b) => add(config, Ok(b)),
+        None => add(config, read_bounded(config).as_deref()),
+    }
+    for p in files {
+        add(p, read_bounded(p).as_deref());
     }
     h.finalize().into()
 }
@@ -861,31 +874,38 @@ fn load_file(path: &Path) -> Result<Loaded, WebConfigError> {
         tracing::warn!(path = %path.display(), "web config: {w}");
     }
     let mut files = Vec::new();
-    let tls = match &parsed.tls {
-        Some(t) => {
-            for src in [Some(&t.cert), Some(&t.key), t.client_ca.as_ref()]
-                .into_iter()
-                .flatten()
-            {
-                if let PemSource::File(p) = src {
-                    files.push(p.clone());
-                }
+    if let Some(t) = &parsed.tls {
+        for src in [Some(&t.cert), Some(&t.key), t.client_ca.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if let PemSource::File(p) = src {
+                files.push(p.clone());
             }
-            Some(build_tls(t, path)?)
         }
+    }
+    // Before the files are read for use: a change in between shows at the next poll.
+    let fingerprint = fingerprint(path, Some(&text), &files);
+    let tls = match &parsed.tls {
+        Some(t) => Some(build_tls(t, path)?),
         None => None,
     };
-    let fingerprint = fingerprint(path, &files);
+    let users = Users {
+        hashes: parsed.users,
+        excluded_paths: parsed.auth_excluded_paths,
+        decoy: OnceLock::new(),
+    };
+    // The decoy costs one bcrypt hash: paid here (startup, or the reload thread), not by the
+    // first request for a user that does not exist.
+    if !users.hashes.is_empty() {
+        users.decoy();
+    }
     Ok(Loaded {
         active: Arc::new(Active {
             tls,
             headers: parsed.headers,
         }),
-        users: Arc::new(Users {
-            hashes: parsed.users,
-            excluded_paths: parsed.auth_excluded_paths,
-            decoy: OnceLock::new(),
-        }),
+        users: Arc::new(users),
         files,
         fingerprint,
     })
@@ -996,7 +1016,7 @@ impl WebConfigWatch {
             return Ok(false);
         };
         let current = self.loaded();
-        let now = fingerprint(path, &current.files);
+        let now = fingerprint(path, None, &current.files);
         if now == current.fingerprint {
             return Ok(false);
         }
