@@ -14,8 +14,7 @@
 //! - `cipher_suites` and `curve_preferences` map onto the rustls *ring* provider; a name it does
 //!   not have (CBC suites, `CurveP521`) is skipped with a warning, an unknown name is an error.
 //! - `http2` is accepted; the server speaks HTTP/1.1 (ALPN `http/1.1`).
-//! - `client_allowed_sans` and `rate_limit` (use `--web.rate-limit`) are refused with an
-//!   error saying so.
+//! - `rate_limit` is refused with an error saying to use `--web.rate-limit`.
 //!
 //! The HTTP server uses it so: `load` at start (an error stops the daemon), `spawn_reload`
 //! once, `current().tls` for each accepted connection (a reload applies to new connections),
@@ -236,6 +235,9 @@ pub struct TlsSettings {
     pub kx_groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>,
     /// `prefer_server_cipher_suites` (default true).
     pub prefer_server_cipher_suites: bool,
+    /// `client_allowed_sans`: the client certificate must have one of these SANs (DNS name,
+    /// e-mail, IP address or URI, compared exactly as exporter-toolkit does).
+    pub client_allowed_sans: Option<Vec<String>>,
 }
 
 /// The headers exporter-toolkit lets a config set, with the values it allows (empty: any).
@@ -418,9 +420,14 @@ fn parse_tls(
             "tls_server_config: client_auth_type {client_auth:?} needs client_ca_file or client_ca to verify against"
         )));
     }
-    if t.client_allowed_sans.is_some() {
+    if t.client_allowed_sans.is_some()
+        && !matches!(
+            client_auth,
+            ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
+        )
+    {
         return Err(bad(
-            "tls_server_config.client_allowed_sans is not supported: use a client CA that only signs allowed clients",
+            "tls_server_config: client_allowed_sans requires client_auth_type to be one of RequireAnyClientCert or RequireAndVerifyClientCert",
         ));
     }
     let min = match nonempty(t.min_version) {
@@ -541,6 +548,7 @@ fn parse_tls(
         cipher_suites,
         kx_groups,
         prefer_server_cipher_suites: t.prefer_server_cipher_suites.unwrap_or(true),
+        client_allowed_sans: t.client_allowed_sans,
     }))
 }
 
@@ -623,6 +631,99 @@ impl ClientCertVerifier for AnyClientCert {
     }
 }
 
+/// The SANs of a DER certificate as exporter-toolkit lists them: DNS names, e-mail addresses,
+/// IP addresses (Go's notation: an IPv4-mapped IPv6 address as IPv4) and URIs.
+pub fn certificate_sans(der: &[u8]) -> Result<Vec<String>, String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let Some(ext) = cert.subject_alternative_name().map_err(|e| e.to_string())? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for name in &ext.value.general_names {
+        match name {
+            GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => {
+                out.push((*s).to_owned());
+            }
+            GeneralName::IPAddress(b) => {
+                if let Ok(v4) = <[u8; 4]>::try_from(*b) {
+                    out.push(std::net::Ipv4Addr::from(v4).to_string());
+                } else if let Ok(v6) = <[u8; 16]>::try_from(*b) {
+                    let v6 = std::net::Ipv6Addr::from(v6);
+                    out.push(match v6.to_ipv4_mapped() {
+                        Some(v4) => v4.to_string(),
+                        None => v6.to_string(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// `client_allowed_sans` around another verifier: its verdict first, then one SAN must match.
+#[derive(Debug)]
+struct AllowedSans {
+    inner: Arc<dyn ClientCertVerifier>,
+    allowed: Vec<String>,
+}
+
+impl ClientCertVerifier for AllowedSans {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let sans = certificate_sans(end_entity).map_err(|e| {
+            rustls::Error::General(format!("error parsing client certificate: {e}"))
+        })?;
+        if sans.iter().any(|s| self.allowed.contains(s)) {
+            Ok(verified)
+        } else {
+            tracing::info!(
+                ?sans,
+                "client certificate refused: no SAN in client_allowed_sans"
+            );
+            Err(rustls::Error::General(
+                "client certificate has no SAN in client_allowed_sans".to_owned(),
+            ))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// Builds the acceptor for `tls`; `config` names the file in errors about inline PEM.
 pub fn build_tls(
     tls: &TlsSettings,
@@ -697,6 +798,13 @@ pub fn build_tls(
                 .build()
                 .map_err(|e| invalid(&ca_path, format!("client CA: {e}")))?
         }
+    };
+    let verifier: Arc<dyn ClientCertVerifier> = match &tls.client_allowed_sans {
+        Some(allowed) => Arc::new(AllowedSans {
+            inner: verifier,
+            allowed: allowed.clone(),
+        }),
+        None => verifier,
     };
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
     if tls.tls13 {
@@ -1144,6 +1252,9 @@ mod tests {
         client_key: String,
         rogue_cert: String,
         rogue_key: String,
+        /// Signed by the CA, with SANs DNS prometheus.monitoring.svc and IP 10.1.2.3.
+        named_cert: String,
+        named_key: String,
     }
 
     fn pki() -> Pki {
@@ -1179,6 +1290,14 @@ mod tests {
         rp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let rogue = rp.self_signed(&rogue_key).expect("rogue cert");
 
+        let named_key = KeyPair::generate().expect("named key");
+        let mut np = CertificateParams::new(vec!["prometheus.monitoring.svc".to_owned()])
+            .expect("named params");
+        np.subject_alt_names
+            .push(SanType::IpAddress("10.1.2.3".parse().expect("ip")));
+        np.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let named = np.signed_by(&named_key, &ca).expect("named cert");
+
         Pki {
             ca: ca.pem(),
             server_cert: server.pem(),
@@ -1187,6 +1306,8 @@ mod tests {
             client_key: client_key.serialize_pem(),
             rogue_cert: rogue.pem(),
             rogue_key: rogue_key.serialize_pem(),
+            named_cert: named.pem(),
+            named_key: named_key.serialize_pem(),
         }
     }
 
@@ -1411,9 +1532,12 @@ http_server_config:
         let e = err("tls_server_config:\n  cert: x\n  cert_file: a\n  key_file: b\n");
         assert!(e.contains("not both"), "{e}");
         let e = err(
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: [x]\n",
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: c\n  client_allowed_sans: [x]\n",
         );
-        assert!(e.contains("client_allowed_sans is not supported"), "{e}");
+        assert!(
+            e.contains("client_allowed_sans requires client_auth_type"),
+            "{e}"
+        );
         let e = err("rate_limit:\n  interval: 1s\n  burst: 5\n");
         assert!(e.contains("--web.rate-limit"), "{e}");
         let e = err("http_server_config:\n  headers:\n    X-Powered-By: me\n");
@@ -1804,6 +1928,42 @@ http_server_config:
                 "{kind}, self-signed cert"
             );
         }
+        // client_allowed_sans: the CA-signed certificate without the SAN is refused.
+        let named = Some((pki.named_cert.as_str(), pki.named_key.as_str()));
+        for (kind, sans, named_ok) in [
+            (
+                "RequireAndVerifyClientCert",
+                "[prometheus.monitoring.svc]",
+                true,
+            ),
+            ("RequireAndVerifyClientCert", "['10.1.2.3']", true),
+            (
+                "RequireAnyClientCert",
+                "[other.svc, prometheus.monitoring.svc]",
+                true,
+            ),
+            ("RequireAndVerifyClientCert", "[monitoring.svc]", false),
+            ("RequireAndVerifyClientCert", "[]", false),
+        ] {
+            let path = write_config(
+                dir.path(),
+                &format!(
+                    "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: {kind}\n  client_ca_file: ca.pem\n  client_allowed_sans: {sans}\n"
+                ),
+            );
+            let w = WebConfigWatch::load(Some(&path)).expect(sans);
+            assert_eq!(
+                handshake(&w, &pki.ca, named).await,
+                named_ok,
+                "{kind} {sans}"
+            );
+            assert!(!handshake(&w, &pki.ca, good).await, "{kind} {sans}: no SAN");
+            assert!(
+                !handshake(&w, &pki.ca, None).await,
+                "{kind} {sans}: no cert"
+            );
+        }
+
         // A client that does not trust the server's CA fails.
         let path = write_config(
             dir.path(),
@@ -1845,6 +2005,36 @@ http_server_config:
                 "{min}-{max} with a TLS 1.3 client"
             );
         }
+    }
+
+    #[test]
+    fn certificate_sans_as_go_lists_them() {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(vec!["a.example".to_owned()]).expect("params");
+        p.subject_alt_names.extend([
+            SanType::Rfc822Name("ops@example.com".try_into().expect("email")),
+            SanType::URI(
+                "spiffe://cluster/ns/monitoring/sa/prometheus"
+                    .try_into()
+                    .expect("uri"),
+            ),
+            SanType::IpAddress("192.0.2.1".parse().expect("v4")),
+            SanType::IpAddress("2001:db8::1".parse().expect("v6")),
+            SanType::IpAddress("::ffff:192.0.2.2".parse().expect("mapped")),
+        ]);
+        let cert = p.self_signed(&key).expect("cert");
+        assert_eq!(
+            certificate_sans(cert.der()).expect("sans"),
+            [
+                "a.example",
+                "ops@example.com",
+                "spiffe://cluster/ns/monitoring/sa/prometheus",
+                "192.0.2.1",
+                "2001:db8::1",
+                "192.0.2.2"
+            ]
+        );
+        assert!(certificate_sans(b"not a certificate").is_err());
     }
 
     #[test]
