@@ -320,6 +320,7 @@ pub fn encode_scrape_meta(results: &[Collected], w: &mut Writer) {
             .value_u64(u64::from(!matches!(r.status, Status::Unavailable(_))));
     }
     crate::limits::encode(w);
+    crate::webconfig::encode(w);
 }
 
 /// Logs each source's outcome at the level it deserves.
