@@ -500,11 +500,12 @@ struct ChannelSink {
 
 impl ChunkSink for ChannelSink {
     fn send(&mut self, chunk: Vec<u8>) -> bool {
-        let send = self.tx.send(Ok(Bytes::from(chunk)));
-        match self
-            .runtime
-            .block_on(tokio::time::timeout(self.timeout, send))
-        {
+        let (tx, timeout) = (&self.tx, self.timeout);
+        // The timer is made inside block_on: it needs the runtime's context.
+        let sent = self.runtime.block_on(async move {
+            tokio::time::timeout(timeout, tx.send(Ok(Bytes::from(chunk)))).await
+        });
+        match sent {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
             Err(_) => {
