@@ -229,6 +229,36 @@ impl AllowList {
     }
 }
 
+/// Host-name look-ups running at once. Each runs on a thread of its own, not on tokio's small
+/// blocking pool (which the eBPF loops and the sysfs readers share): a resolver that hangs
+/// holds its thread until getaddrinfo gives up, and this bounds how many such threads there are.
+/// Past it a `?target=HOST` is refused (`openflow_target_dns_lookups`).
+pub const MAX_DNS_LOOKUPS: usize = 4;
+
+static DNS_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_DNS_LOOKUPS);
+
+/// Resolves `name` on a thread of its own (see [`MAX_DNS_LOOKUPS`]).
+async fn resolve(name: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    let Ok(slot) = DNS_SLOTS.try_acquire() else {
+        crate::limits::exceeded("openflow_target_dns_lookups");
+        return Err(std::io::Error::other(format!(
+            "{MAX_DNS_LOOKUPS} host-name look-ups already running"
+        )));
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let name = name.to_owned();
+    std::thread::Builder::new()
+        .name("dns-lookup".to_owned())
+        .spawn(move || {
+            let _slot = slot;
+            let found = std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port))
+                .map(Iterator::collect);
+            let _ = tx.send(found);
+        })?;
+    rx.await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the look-up thread ended")))
+}
+
 /// Checks a parsed target against the allowlist and resolves names; returns where to connect.
 pub async fn authorize(
     raw: &str,
@@ -269,13 +299,10 @@ pub async fn authorize(
             if !name_allowed && allow.nets.is_empty() {
                 return Err(TargetError::NotAllowed(raw));
             }
-            let lookup = tokio::time::timeout(
-                std::time::Duration::from_secs(2),
-                tokio::net::lookup_host((name.as_str(), port)),
-            )
-            .await;
+            let lookup =
+                tokio::time::timeout(std::time::Duration::from_secs(2), resolve(&name, port)).await;
             let addrs: Vec<SocketAddr> = match lookup {
-                Ok(Ok(a)) => a.collect(),
+                Ok(Ok(a)) => a,
                 Ok(Err(e)) => {
                     return Err(TargetError::Resolve {
                         target: raw,
