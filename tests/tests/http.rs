@@ -314,3 +314,56 @@ fn the_rate_limit_is_per_client_and_exempts_prometheus() -> Result<()> {
     assert!(limit_count(&d, "http_rate_limit")? >= 1.0);
     Ok(())
 }
+
+#[test]
+fn healthz_is_503_while_every_scrape_slot_is_stuck() -> Result<()> {
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let ovs = Ovs::start()?;
+    let _br = big_bridge(&ovs, 40_000)?;
+    let rundir = ovs.rundir().to_string_lossy().into_owned();
+    let d = Daemon::start(&args(&[
+        "--ovs.rundir",
+        &rundir,
+        "--web.max-requests",
+        "2",
+        "--scrape.timeout",
+        "1s",
+        "--web.write-timeout",
+        "5s",
+    ]))?;
+    assert_eq!(d.get("/healthz")?.0, 200);
+    // Two clients take their large responses a trickle at a time: never stalled long enough
+    // for the write timeout, but holding both slots far longer than a scrape can take.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(None, Some(4096), d.addr)?;
+        s.write_all(request("/flows").as_bytes())?;
+        let stop = stop.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if matches!(s.read(&mut buf), Ok(0) | Err(_)) {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            true
+        }));
+    }
+    wait_until("/healthz 503", || Ok(d.get("/healthz")?.0 == 503))?;
+    assert_eq!(d.get("/metrics")?.0, 503, "no slot for a scrape");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(
+            r.join().map_err(|_| anyhow::anyhow!("reader panicked"))?,
+            "a trickle reader's response ended early"
+        );
+    }
+    // The readers are gone (their sockets closed): the slots come back.
+    wait_until("/healthz 200", || Ok(d.get("/healthz")?.0 == 200))?;
+    assert_eq!(d.get("/metrics")?.0, 200);
+    Ok(())
+}

@@ -44,6 +44,12 @@ impl Default for HttpLimits {
     }
 }
 
+/// Each connection's kernel send buffer (`SO_SNDBUF`; Linux doubles it). Fixed rather than
+/// autotuned (up to 4 MiB): it bounds the kernel memory a client that does not read can pin, and
+/// makes `--web.write-timeout` mean "took less than about this much in that time" rather than
+/// "took less than 2 MiB". 256 KiB is 500 MB/s at 0.5 ms round trip.
+pub const SEND_BUFFER: usize = 256 * 1024;
+
 /// How often a connection looks at its deadlines at the least (they are exact otherwise).
 const WATCH_PERIOD: Duration = Duration::from_millis(500);
 
@@ -80,6 +86,11 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        if let Err(e) =
+            nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER)
+        {
+            tracing::debug!(%peer, error = %e, "cannot set SO_SNDBUF");
+        }
         let (app, router, stop) = (app.clone(), router.clone(), stop_rx.clone());
         tokio::spawn(async move {
             connection(stream, peer, app, router, stop).await;
