@@ -3,12 +3,15 @@
 //!
 //! - clients that ask for a large /flows and never read do not stall anyone else, and are reset
 //!   after `--web.write-timeout` (their permits freed);
-//! - a client that sends nothing, or half a header, is closed after `--web.header-timeout`;
+//! - a client that sends nothing, or half a header, is closed after `--web.header-timeout`; a
+//!   keep-alive connection is not, between requests, and is closed after `--web.idle-timeout`;
 //! - connections past `--web.max-connections` are closed at once, and the server serves again
 //!   once the others go;
 //! - silly `X-Prometheus-Scrape-Timeout-Seconds` values are answered;
 //! - a flow API filter nested too deep is a 400;
-//! - the rate limit is per client address, and `--web.rate-limit-exempt` addresses never get 429.
+//! - the rate limit is per client address, and `--web.rate-limit-exempt` addresses never get 429;
+//! - /healthz is 503 while readers too slow for anything but too fast for the write timeout
+//!   hold every `--web.max-requests` slot, and 200 again once they go.
 
 use anyhow::{Context, Result, bail};
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn, sockopt};
@@ -190,7 +193,12 @@ fn silent_and_half_header_clients_are_closed_after_the_header_timeout() -> Resul
     if !testbed::require_root_env() {
         return Ok(());
     }
-    let d = Daemon::start(&args(&["--web.header-timeout", "1s"]))?;
+    let d = Daemon::start(&args(&[
+        "--web.header-timeout",
+        "1s",
+        "--web.idle-timeout",
+        "4s",
+    ]))?;
     let before = limit_count(&d, "http_header_timeout")?;
     let mut silent = connect(None, None, d.addr)?;
     let mut half = connect(None, None, d.addr)?;
@@ -214,6 +222,9 @@ fn silent_and_half_header_clients_are_closed_after_the_header_timeout() -> Resul
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
         std::thread::sleep(Duration::from_millis(1500));
     }
+    // And closed once idle for --web.idle-timeout.
+    let (got, _) = until_closed(&mut s)?;
+    assert!(got.is_empty());
     Ok(())
 }
 
