@@ -221,14 +221,41 @@ pub struct ServeArgs {
     )]
     pub path_sysclassnet: PathBuf,
 
-    /// Requests per second the whole server answers (token bucket); past it, HTTP 429.
-    /// /healthz is exempt. 0: no limit.
+    /// Requests per second each client address is answered (a token bucket per address, for
+    /// at most 4096 addresses); past it, HTTP 429. /healthz is exempt. 0: no limit.
     #[arg(long = "web.rate-limit", value_name = "N", default_value_t = 1)]
     pub rate_limit: u32,
 
-    /// Requests the limiter lets through in a burst.
+    /// Requests the limiter lets through in a burst, per client address.
     #[arg(long = "web.rate-burst", value_name = "N", default_value_t = 10)]
     pub rate_burst: u32,
+
+    /// Client addresses the rate limit never applies to, as CIDRs or addresses (repeatable or
+    /// comma-separated): the Prometheus servers.
+    #[arg(
+        long = "web.rate-limit-exempt",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub rate_limit_exempt: Vec<String>,
+
+    /// Connections open at once; a connection past it is closed as soon as it is accepted.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 64)]
+    pub max_connections: usize,
+
+    /// Time a client has to send a request's headers (and to finish the TLS handshake) once it
+    /// connected or started the request; past it the connection is closed.
+    #[arg(long = "web.header-timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// A keep-alive connection with no request for this long is closed.
+    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Time a response may wait for the client to take more bytes; past it the connection is
+    /// reset and the scrape's slot (--web.max-requests) freed.
+    #[arg(long = "web.write-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
 
     /// TLS, client certificates, basic auth and response headers, in the exporter-toolkit
     /// format (`tls_server_config`, `basic_auth_users`, `http_server_config`); reloaded on change.

@@ -149,6 +149,10 @@ pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartEr
         args.ovs_target_port,
     )
     .map_err(StartError::Config)?;
+    let exempt =
+        server::RateLimiter::parse_exempt(&args.rate_limit_exempt).map_err(StartError::Config)?;
+    let web = webconfig::WebConfigWatch::load(args.web_config_file.as_deref())
+        .map_err(|e| StartError::Config(e.to_string()))?;
     let (registry, shutdown) = build_registry(args)?;
     Ok(Arc::new(server::AppState {
         registry,
@@ -159,7 +163,15 @@ pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartEr
         ovs_rundir: args.ovs_rundir.clone(),
         permits: Arc::new(tokio::sync::Semaphore::new(args.max_requests.max(1))),
         flow_api: args.enable_flow_api,
-        limiter: server::RateLimiter::new(args.rate_limit, args.rate_burst),
+        limiter: server::RateLimiter::new(args.rate_limit, args.rate_burst, exempt),
+        web,
+        http: server::conn::HttpLimits {
+            max_connections: args.max_connections.max(1),
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+            write_timeout: args.write_timeout,
+        },
+        busy: server::Busy::default(),
     }))
 }
 
@@ -185,10 +197,15 @@ pub async fn serve_on(
         address = %listener.local_addr().map_err(StartError::Serve)?,
         "starting dataplane-collector"
     );
-    let result = axum::serve(listener, server::router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartError::Serve);
+    state.web.spawn_reload();
+    server::conn::serve(
+        listener,
+        state.clone(),
+        server::router(state.clone()),
+        shutdown,
+    )
+    .await;
+    let result = Ok(());
     for hook in &state.shutdown {
         hook();
     }

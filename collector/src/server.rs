@@ -1,8 +1,14 @@
 //! HTTP: `/metrics` (every enabled source), `/ports`, `/flows`, `/groups` (one OpenFlow slice,
 //! like the seed exporter, with `?target=`), `/healthz`.
 //!
-//! A scrape fetches every source concurrently, then encodes on a blocking thread into a bounded
-//! channel that is the response body: memory stays flat however large the output.
+//! A scrape fetches every source concurrently, then encodes on a thread of its own (never the
+//! shared blocking pool, which DNS look-ups and the eBPF loops need) into a bounded channel that
+//! is the response body: memory stays flat however large the output, and a client that does not
+//! read holds that thread and its `--web.max-requests` permit for `--web.write-timeout` at most.
+//!
+//! [`conn`] is the accept loop (connection cap, header, idle and write timeouts, TLS).
+
+pub mod conn;
 
 use crate::exposition::{self, ChunkSink, Writer};
 use crate::registry::{self, OpenFlowSlice, Registry, ScrapeRequest};
@@ -14,10 +20,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// What the HTTP handlers share.
 pub struct AppState {
@@ -31,46 +39,180 @@ pub struct AppState {
     pub permits: Arc<Semaphore>,
     /// `--web.enable-flow-api`.
     pub flow_api: bool,
-    /// `--web.rate-limit` / `--web.rate-burst`.
+    /// `--web.rate-limit` / `--web.rate-burst` / `--web.rate-limit-exempt`.
     pub limiter: Option<RateLimiter>,
+    /// `--web.config.file`.
+    pub web: crate::webconfig::WebConfigWatch,
+    /// `--web.max-connections` and the timeouts.
+    pub http: conn::HttpLimits,
+    /// When each `--web.max-requests` permit now held was taken (for /healthz).
+    pub busy: Busy,
 }
 
-/// A token bucket for the whole server: `rate` requests per second, bursts of `burst`.
+impl AppState {
+    /// A `--web.max-requests` permit, `None` when all are taken.
+    pub fn try_permit(&self) -> Option<ScrapePermit> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        Some(self.busy.enter(permit))
+    }
+
+    /// False when every permit has been held longer than a scrape can take (the scrape timeout
+    /// plus the write timeout, plus a second): scrapes are not making progress.
+    pub fn healthy(&self) -> bool {
+        if self.permits.available_permits() > 0 {
+            return true;
+        }
+        let bound = self.scrape_timeout + self.http.write_timeout + Duration::from_secs(1);
+        self.busy
+            .youngest()
+            .is_none_or(|since| since.elapsed() <= bound)
+    }
+}
+
+/// The permits held now, with when each was taken.
+#[derive(Debug, Default, Clone)]
+pub struct Busy(Arc<Mutex<BusyState>>);
+
+#[derive(Debug, Default)]
+struct BusyState {
+    next: u64,
+    since: HashMap<u64, std::time::Instant>,
+}
+
+impl Busy {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BusyState> {
+        match self.0.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn enter(&self, permit: OwnedSemaphorePermit) -> ScrapePermit {
+        let mut s = self.lock();
+        s.next += 1;
+        let id = s.next;
+        s.since.insert(id, std::time::Instant::now());
+        ScrapePermit {
+            _permit: permit,
+            id,
+            busy: self.clone(),
+        }
+    }
+
+    /// When the most recent of the permits held now was taken.
+    fn youngest(&self) -> Option<std::time::Instant> {
+        self.lock().since.values().max().copied()
+    }
+}
+
+/// A `--web.max-requests` permit; given back when dropped.
+#[derive(Debug)]
+pub struct ScrapePermit {
+    _permit: OwnedSemaphorePermit,
+    id: u64,
+    busy: Busy,
+}
+
+impl Drop for ScrapePermit {
+    fn drop(&mut self) {
+        self.busy.lock().since.remove(&self.id);
+    }
+}
+
+/// Client addresses the rate limiter keeps a bucket for at once; past it the least recently
+/// seen address is forgotten (counted as `http_rate_limit_clients` when its bucket was not full,
+/// i.e. when forgetting it gives that client a fresh burst).
+pub const RATE_LIMIT_CLIENTS: usize = 4096;
+
+/// A token bucket per client address: `rate` requests per second, bursts of `burst`; addresses
+/// in `exempt` are never limited.
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
-    state: std::sync::Mutex<(f64, std::time::Instant)>,
+    exempt: Vec<ipnet::IpNet>,
+    capacity: usize,
+    /// Per address: tokens and when they were counted.
+    clients: Mutex<HashMap<IpAddr, (f64, std::time::Instant)>>,
 }
 
 impl RateLimiter {
     /// `None` when `rate` is 0 (no limit).
-    pub fn new(rate: u32, burst: u32) -> Option<RateLimiter> {
-        (rate > 0).then(|| {
-            let burst = f64::from(burst.max(1));
-            RateLimiter {
-                rate: f64::from(rate),
-                burst,
-                state: std::sync::Mutex::new((burst, std::time::Instant::now())),
-            }
+    pub fn new(rate: u32, burst: u32, exempt: Vec<ipnet::IpNet>) -> Option<RateLimiter> {
+        Self::with_capacity(rate, burst, exempt, RATE_LIMIT_CLIENTS)
+    }
+
+    fn with_capacity(
+        rate: u32,
+        burst: u32,
+        exempt: Vec<ipnet::IpNet>,
+        capacity: usize,
+    ) -> Option<RateLimiter> {
+        (rate > 0).then(|| RateLimiter {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(1)),
+            exempt,
+            capacity: capacity.max(1),
+            clients: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Takes a token if there is one.
-    pub fn allow(&self) -> bool {
-        let mut s = match self.state.lock() {
-            Ok(s) => s,
+    /// `--web.rate-limit-exempt`: CIDRs or bare addresses.
+    pub fn parse_exempt(list: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+        list.iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("--web.rate-limit-exempt {s:?} is not a CIDR or an address")
+                    })
+            })
+            .collect()
+    }
+
+    /// Takes a token from `client`'s bucket if there is one.
+    pub fn allow(&self, client: IpAddr) -> bool {
+        let client = client.to_canonical();
+        if self.exempt.iter().any(|net| net.contains(&client)) {
+            return true;
+        }
+        let mut clients = match self.clients.lock() {
+            Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
         let now = std::time::Instant::now();
-        let (tokens, last) = *s;
-        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
-        if tokens >= 1.0 {
-            *s = (tokens - 1.0, now);
+        if !clients.contains_key(&client) && clients.len() >= self.capacity {
+            self.evict(&mut clients, now);
+        }
+        let (tokens, last) = clients.entry(client).or_insert((self.burst, now));
+        let refilled =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if refilled >= 1.0 {
+            *tokens = refilled - 1.0;
             true
         } else {
-            *s = (tokens, now);
+            *tokens = refilled;
             false
+        }
+    }
+
+    /// Forgets the least recently seen client.
+    fn evict(
+        &self,
+        clients: &mut HashMap<IpAddr, (f64, std::time::Instant)>,
+        now: std::time::Instant,
+    ) {
+        let Some((&oldest, &(tokens, last))) = clients.iter().min_by_key(|(_, (_, last))| *last)
+        else {
+            return;
+        };
+        clients.remove(&oldest);
+        let refilled = tokens + now.duration_since(last).as_secs_f64() * self.rate;
+        if refilled < self.burst {
+            crate::limits::exceeded("http_rate_limit_clients");
         }
     }
 }
@@ -81,7 +223,12 @@ async fn rate_limit(
     next: axum::middleware::Next,
 ) -> Response {
     let exempt = req.uri().path() == "/healthz";
-    if !exempt && app.limiter.as_ref().is_some_and(|l| !l.allow()) {
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    if !exempt && app.limiter.as_ref().is_some_and(|l| !l.allow(client)) {
+        crate::limits::exceeded("http_rate_limit");
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "rate limit exceeded (--web.rate-limit, --web.rate-burst)\n",
@@ -89,6 +236,39 @@ async fn rate_limit(
             .into_response();
     }
     next.run(req).await
+}
+
+/// `--web.config.file`: basic auth (every path but /healthz, which kubelet probes) and the
+/// configured response headers (on every response).
+async fn web_config(
+    State(app): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let active = app.web.current();
+    let mut response = if req.uri().path() == "/healthz" {
+        next.run(req).await
+    } else {
+        match app.web.authorize(req.headers()).await {
+            Ok(()) => next.run(req).await,
+            Err(e) => {
+                tracing::debug!(error = ?e, "request refused: basic auth");
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(
+                        header::WWW_AUTHENTICATE,
+                        "Basic realm=\"dataplane-collector\"",
+                    )],
+                    "unauthorized\n",
+                )
+                    .into_response()
+            }
+        }
+    };
+    for (name, value) in &active.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -103,6 +283,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web_config,
         ))
         .with_state(state)
         .layer(
@@ -137,8 +321,17 @@ async fn flow_api(State(app): State<Arc<AppState>>, Query(q): Params, h: HeaderM
     crate::flows::api::handle(&app, &q, deadline).await
 }
 
-async fn healthz() -> impl IntoResponse {
-    "ok\n"
+/// 200 `ok`, or 503 when scrapes cannot make progress (see [`AppState::healthy`]).
+async fn healthz(State(app): State<Arc<AppState>>) -> Response {
+    if app.healthy() {
+        "ok\n".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "every scrape slot (--web.max-requests) has been busy for longer than a scrape can take\n",
+        )
+            .into_response()
+    }
 }
 
 type Params = Query<Vec<(String, String)>>;
@@ -196,7 +389,7 @@ async fn scrape(
     query: Vec<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(permit) = app.permits.clone().try_acquire_owned() else {
+    let Some(permit) = app.try_permit() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many scrapes at once (--web.max-requests)\n",
@@ -255,45 +448,101 @@ async fn scrape(
 
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let with_build_info = matches!(endpoint, Endpoint::Metrics);
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let mut w = Writer::streaming(ChannelSink(tx));
-        if with_build_info {
-            registry::encode_build_info(&mut w);
-        }
-        registry::encode_scrape_meta(&results, &mut w);
-        for r in &results {
-            if w.is_closed() {
-                break;
+    let sink = ChannelSink {
+        tx,
+        runtime: tokio::runtime::Handle::current(),
+        timeout: app.http.write_timeout,
+        aborted: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    let aborted = sink.aborted.clone();
+    // A thread of its own: the blocking pool is small and shared with DNS and the eBPF loops,
+    // and a slow client must not take it from them.
+    let spawned = std::thread::Builder::new()
+        .name("scrape-encode".to_owned())
+        .spawn(move || {
+            let _permit = permit;
+            let mut w = Writer::streaming(sink);
+            if with_build_info {
+                registry::encode_build_info(&mut w);
             }
-            if let Some(data) = &r.data {
-                data.encode(&mut w);
+            registry::encode_scrape_meta(&results, &mut w);
+            for r in &results {
+                if w.is_closed() {
+                    break;
+                }
+                if let Some(data) = &r.data {
+                    data.encode(&mut w);
+                }
             }
-        }
-        w.finish();
-    });
-    let body = Body::from_stream(ReceiverStream(rx));
+            w.finish();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start an encoder thread");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot start an encoder thread\n",
+        )
+            .into_response();
+    }
+    let body = Body::from_stream(ReceiverStream { rx, aborted });
     ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], body).into_response()
 }
 
-struct ChannelSink(mpsc::Sender<Result<Bytes, std::io::Error>>);
+/// The response body seen from the encoder thread: a chunk the connection has not taken within
+/// `--web.write-timeout` ends the response (the connection's own write timeout resets it).
+struct ChannelSink {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    runtime: tokio::runtime::Handle,
+    timeout: Duration,
+    /// Set when encoding stopped early: the body then ends in an error, not a clean end.
+    aborted: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl ChunkSink for ChannelSink {
     fn send(&mut self, chunk: Vec<u8>) -> bool {
-        self.0.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+        let (tx, timeout) = (&self.tx, self.timeout);
+        // The timer is made inside block_on: it needs the runtime's context.
+        let sent = self.runtime.block_on(async move {
+            tokio::time::timeout(timeout, tx.send(Ok(Bytes::from(chunk)))).await
+        });
+        match sent {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                tracing::info!("response not taken for --web.write-timeout: encoding stopped");
+                self.aborted
+                    .store(true, std::sync::atomic::Ordering::Release);
+                false
+            }
+        }
     }
 }
 
-/// An `mpsc::Receiver` as a `Stream`.
-struct ReceiverStream<T>(mpsc::Receiver<T>);
+/// The encoder's channel as a body `Stream`; an error at the end if encoding was cut short.
+pub(crate) struct ReceiverStream {
+    pub(crate) rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    pub(crate) aborted: Arc<std::sync::atomic::AtomicBool>,
+}
 
-impl<T> futures_util::Stream for ReceiverStream<T> {
-    type Item = T;
+impl futures_util::Stream for ReceiverStream {
+    type Item = Result<Bytes, std::io::Error>;
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<T>> {
-        self.0.poll_recv(cx)
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.rx.poll_recv(cx) {
+            std::task::Poll::Ready(None)
+                if self
+                    .aborted
+                    .swap(false, std::sync::atomic::Ordering::AcqRel) =>
+            {
+                std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "response cut short (--web.write-timeout)",
+                ))))
+            }
+            other => other,
+        }
     }
 }
 
@@ -308,6 +557,61 @@ mod tests {
             value.parse().expect("header value"),
         );
         h
+    }
+
+    #[test]
+    fn rate_limit_is_per_client_and_exempts() {
+        let exempt = RateLimiter::parse_exempt(&["127.0.0.1/32".to_owned(), "10.1.2.3".to_owned()])
+            .expect("exempt list");
+        assert!(RateLimiter::parse_exempt(&["nope".to_owned()]).is_err());
+        let l = RateLimiter::new(1, 3, exempt).expect("a limiter");
+        let a: IpAddr = "127.0.0.2".parse().expect("ip");
+        let b: IpAddr = "::ffff:127.0.0.3".parse().expect("ip");
+        for _ in 0..3 {
+            assert!(l.allow(a));
+        }
+        assert!(!l.allow(a), "past the burst");
+        assert!(l.allow(b), "another client has its own bucket");
+        for _ in 0..100 {
+            assert!(l.allow("127.0.0.1".parse().expect("ip")), "exempt");
+            assert!(
+                l.allow("::ffff:10.1.2.3".parse().expect("ip")),
+                "exempt (mapped)"
+            );
+        }
+        assert!(RateLimiter::new(0, 3, Vec::new()).is_none());
+    }
+
+    #[test]
+    fn rate_limit_table_is_bounded() {
+        let l = RateLimiter::with_capacity(1, 2, Vec::new(), 3).expect("a limiter");
+        let before = crate::limits::count("http_rate_limit_clients");
+        for i in 1..=3u8 {
+            assert!(l.allow(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i))));
+        }
+        assert!(l.allow(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 4))));
+        let clients = l.clients.lock().expect("lock");
+        assert_eq!(clients.len(), 3);
+        assert!(
+            !clients.contains_key(&IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+            "oldest evicted"
+        );
+        drop(clients);
+        assert!(crate::limits::count("http_rate_limit_clients") > before);
+    }
+
+    #[test]
+    fn unhealthy_only_when_every_permit_is_stuck() {
+        let busy = Busy::default();
+        let sem = Arc::new(Semaphore::new(2));
+        let p1 = busy.enter(sem.clone().try_acquire_owned().expect("permit"));
+        assert!(busy.youngest().is_some());
+        let p2 = busy.enter(sem.clone().try_acquire_owned().expect("permit"));
+        let young = busy.youngest().expect("held");
+        drop(p2);
+        assert!(busy.youngest().expect("held") <= young);
+        drop(p1);
+        assert!(busy.youngest().is_none(), "released on drop");
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! OpenFlow client, so `flows --node` parses a remote table exactly like a local dump. A bridge
 //! that cannot be read carries an `error` instead of `flows`; no Open vSwitch on the node is an
 //! empty `bridges` list with a `reason` (never an HTTP 500).
+//!
+//! A request holds a `--web.max-requests` permit (HTTP 503 when none is free) until its body,
+//! streamed a bridge at a time, has been sent.
 
 use super::{filter, parse, source};
 use axum::http::{StatusCode, header};
@@ -70,16 +73,24 @@ pub async fn handle(
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("bad filter: {e}\n")).into_response(),
     };
-    let mut body = Vec::with_capacity(64 * 1024);
-    body.extend_from_slice(b"{\"node\": ");
-    super::view::json::write_str(&mut body, &node_name());
+    // A --web.max-requests permit, held until the body is sent whole (or abandoned).
+    let Some(permit) = app.try_permit() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many scrapes at once (--web.max-requests)\n",
+        )
+            .into_response();
+    };
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"{\"node\": ");
+    super::view::json::write_str(&mut head, &node_name());
     let bridges = match crate::sources::openflow::fetch::local_bridges(&app.ovs_rundir).await {
         Ok(b) => b,
         Err(e) => {
-            body.extend_from_slice(b", \"bridges\": [], \"reason\": ");
-            super::view::json::write_str(&mut body, &e.to_string());
-            body.extend_from_slice(b"}\n");
-            return json_response(StatusCode::OK, String::from_utf8_lossy(&body).into_owned());
+            head.extend_from_slice(b", \"bridges\": [], \"reason\": ");
+            super::view::json::write_str(&mut head, &e.to_string());
+            head.extend_from_slice(b"}\n");
+            return json_response(StatusCode::OK, String::from_utf8_lossy(&head).into_owned());
         }
     };
     let bridges: Vec<_> = bridges
@@ -96,43 +107,87 @@ pub async fn handle(
         )
             .into_response();
     }
-    body.extend_from_slice(b", \"bridges\": [");
-    for (i, (name, endpoint)) in bridges.iter().enumerate() {
-        if i > 0 {
-            body.extend_from_slice(b", ");
-        }
-        body.extend_from_slice(b"{\"bridge\": ");
-        super::view::json::write_str(&mut body, name);
-        match source::fetch_openflow(endpoint, deadline).await {
-            Ok(text) => {
-                body.extend_from_slice(b", \"flows\": [");
-                let mut first = true;
-                for line in text.lines() {
-                    if let Some(f) = &filter {
-                        match parse::parse_line(line, 0) {
-                            Ok(flow) if f.matches(&flow) => {}
-                            _ => continue,
+    head.extend_from_slice(b", \"bridges\": [");
+
+    // The body is streamed, a bridge at a time, in chunks of CHUNK bytes; a chunk the client
+    // does not take within --web.write-timeout ends the response with an error.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let aborted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let write_timeout = app.http.write_timeout;
+    let aborted_tx = aborted.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let send = |buf: Vec<u8>| {
+            let tx = tx.clone();
+            let aborted = aborted_tx.clone();
+            async move {
+                for chunk in buf.chunks(CHUNK) {
+                    let bytes = bytes::Bytes::copy_from_slice(chunk);
+                    match tokio::time::timeout(write_timeout, tx.send(Ok(bytes))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return false,
+                        Err(_) => {
+                            aborted.store(true, std::sync::atomic::Ordering::Release);
+                            return false;
                         }
                     }
-                    if !first {
-                        body.extend_from_slice(b", ");
-                    }
-                    first = false;
-                    super::view::json::write_str(&mut body, line);
                 }
-                body.push(b']');
+                true
             }
-            Err(e) => {
-                tracing::info!(bridge = %name, error = %e, "flow API: cannot read bridge");
-                body.extend_from_slice(b", \"error\": ");
-                super::view::json::write_str(&mut body, &e.to_string());
+        };
+        if !send(head).await {
+            return;
+        }
+        for (i, (name, endpoint)) in bridges.iter().enumerate() {
+            let mut body = Vec::with_capacity(64 * 1024);
+            if i > 0 {
+                body.extend_from_slice(b", ");
+            }
+            body.extend_from_slice(b"{\"bridge\": ");
+            super::view::json::write_str(&mut body, name);
+            match source::fetch_openflow(endpoint, deadline).await {
+                Ok(text) => {
+                    body.extend_from_slice(b", \"flows\": [");
+                    let mut first = true;
+                    for line in text.lines() {
+                        if let Some(f) = &filter {
+                            match parse::parse_line(line, 0) {
+                                Ok(flow) if f.matches(&flow) => {}
+                                _ => continue,
+                            }
+                        }
+                        if !first {
+                            body.extend_from_slice(b", ");
+                        }
+                        first = false;
+                        super::view::json::write_str(&mut body, line);
+                    }
+                    body.push(b']');
+                }
+                Err(e) => {
+                    tracing::info!(bridge = %name, error = %e, "flow API: cannot read bridge");
+                    body.extend_from_slice(b", \"error\": ");
+                    super::view::json::write_str(&mut body, &e.to_string());
+                }
+            }
+            body.push(b'}');
+            if !send(body).await {
+                return;
             }
         }
-        body.push(b'}');
-    }
-    body.extend_from_slice(b"]}\n");
-    json_response(StatusCode::OK, String::from_utf8_lossy(&body).into_owned())
+        send(b"]}\n".to_vec()).await;
+    });
+    let body = axum::body::Body::from_stream(crate::server::ReceiverStream { rx, aborted });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
+
+/// The flow API's body chunks.
+const CHUNK: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {
