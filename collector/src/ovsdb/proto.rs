@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 pub enum ProtoError {
     #[error("invalid JSON from the server at byte {offset} of a message: {detail}")]
     Json { offset: usize, detail: String },
-    #[error(
-        "message from the server too large: over {limit} bytes (--ovs.db-max-message-bytes)"
-    )]
+    #[error("message from the server too large: over {limit} bytes (--ovs.db-max-message-bytes)")]
     TooLarge { limit: usize },
     #[error("message from the server nested deeper than {limit} levels")]
     TooDeep { limit: usize },
@@ -83,19 +81,32 @@ impl Framer {
 
     /// The next complete JSON value, if one has fully arrived.
     pub fn next_value(&mut self) -> Result<Option<Value>, ProtoError> {
-        let from = self.scan;
-        let r = self.scan_value();
-        self.scanned += self.scan.saturating_sub(from) as u64;
-        if r.is_ok() && self.depth == 0 && self.start == self.buf.len() {
+        match self.find_next()? {
+            Some(r) => parse(&self.buf[r]).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The bytes of the next complete JSON value, if one has fully arrived (to parse with
+    /// [`parse`] where it suits the caller: a large one off the async workers).
+    pub fn next_slice(&mut self) -> Result<Option<&[u8]>, ProtoError> {
+        Ok(self.find_next()?.map(|r| &self.buf[r]))
+    }
+
+    fn find_next(&mut self) -> Result<Option<std::ops::Range<usize>>, ProtoError> {
+        if self.depth == 0 && self.start > 0 && self.start == self.buf.len() {
             // Everything taken out: start over at the front of the buffer.
             self.buf.clear();
             self.start = 0;
             self.scan = 0;
         }
+        let from = self.scan;
+        let r = self.scan_value();
+        self.scanned += self.scan.saturating_sub(from) as u64;
         r
     }
 
-    fn scan_value(&mut self) -> Result<Option<Value>, ProtoError> {
+    fn scan_value(&mut self) -> Result<Option<std::ops::Range<usize>>, ProtoError> {
         let mut i = self.scan;
         let n = self.buf.len();
         while i < n {
@@ -130,10 +141,7 @@ impl Framer {
                         self.scan = i;
                         return Err(ProtoError::Json {
                             offset: i - self.start,
-                            detail: format!(
-                                "expected a JSON object, found {:?}",
-                                char::from(b)
-                            ),
+                            detail: format!("expected a JSON object, found {:?}", char::from(b)),
                         });
                     }
                 }
@@ -158,16 +166,10 @@ impl Framer {
                             self.scan = end;
                             return Err(self.too_large());
                         }
-                        let parsed = serde_json::from_slice(&self.buf[self.start..end]);
+                        let range = self.start..end;
                         self.start = end;
                         self.scan = end;
-                        return match parsed {
-                            Ok(v) => Ok(Some(v)),
-                            Err(e) => Err(ProtoError::Json {
-                                offset: e.column(),
-                                detail: e.to_string(),
-                            }),
-                        };
+                        return Ok(Some(range));
                     }
                 }
                 _ => {}
@@ -197,6 +199,14 @@ impl Framer {
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
     }
+}
+
+/// Parses one message's bytes (from [`Framer::next_slice`]).
+pub fn parse(bytes: &[u8]) -> Result<Value, ProtoError> {
+    serde_json::from_slice(bytes).map_err(|e| ProtoError::Json {
+        offset: e.column(),
+        detail: e.to_string(),
+    })
 }
 
 /// The offset of the first `"` or `\` in a string's remaining bytes.
@@ -593,7 +603,11 @@ mod tests {
             drain(&mut f, &mut got);
         }
         assert_eq!(got.len(), 1);
-        assert_eq!(f.scanned(), msg.len() as u64, "bytes scanned more than once");
+        assert_eq!(
+            f.scanned(),
+            msg.len() as u64,
+            "bytes scanned more than once"
+        );
         assert_eq!(
             got[0]["result"]["Interface"].as_object().map(|m| m.len()),
             Some(20_000)

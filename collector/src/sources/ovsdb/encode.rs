@@ -189,6 +189,22 @@ pub fn encode(s: &Snapshot, w: &mut Writer) {
     );
     w.sample("ovs_ovsdb_up")
         .value_u64(u64::from(s.state.is_some()));
+    w.family(
+        "dataplane_collector_ovsdb_connected",
+        "1 while the monitor connection to ovsdb-server is up (the echo probe drops a connection to a hung server), whether or not this scrape could sync.",
+        MetricType::Gauge,
+    );
+    w.sample("dataplane_collector_ovsdb_connected")
+        .value_u64(u64::from(s.link.connected));
+    if let Some(sync) = s.link.last_sync {
+        w.family(
+            "dataplane_collector_ovsdb_sync_duration_seconds",
+            "How long the last full sync took: connecting, the monitor request and its initial rows applied.",
+            MetricType::Gauge,
+        );
+        w.sample("dataplane_collector_ovsdb_sync_duration_seconds")
+            .value_f64(sync.as_secs_f64());
+    }
     let Some(state) = &s.state else { return };
     let views = state.replica.interfaces();
     let ifaces: Vec<(InterfaceView<'_>, Attribution)> = views
