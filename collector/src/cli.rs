@@ -96,7 +96,7 @@ pub struct ServeArgs {
 
     /// Silence from ovsdb-server after which the daemon sends an echo probe; with no answer
     /// within as long again, the connection is dropped (ovs_ovsdb_up 0) and made anew.
-    #[arg(long = "ovs.db-probe-interval", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long = "ovs.db-probe-interval", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub ovs_db_probe_interval: Duration,
 
     /// Largest JSON-RPC message accepted from ovsdb-server; a larger one drops the connection.

@@ -106,8 +106,11 @@ pub struct State {
 type Barrier = oneshot::Sender<()>;
 
 /// Silence from ovsdb-server after which an `echo` is sent, and again after which the
-/// connection is given up (`--ovs.db-probe-interval`; ovsdb-server's own default is 5 s).
-pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// connection is given up (`--ovs.db-probe-interval`). Not shorter: a busy ovsdb-server is
+/// silent too (a 30,000-row commit on a loaded 2-core machine kept it quiet for over 10 s), and
+/// dropping it makes it resend every row. Scrapes do not depend on it: each fails on its own
+/// barrier's deadline.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(10);
 /// The shortest probe interval accepted.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest one write to ovsdb-server may take (a request is a few hundred bytes: only a
