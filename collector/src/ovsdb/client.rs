@@ -430,6 +430,9 @@ async fn session(
     // The inactivity probe: anything received proves the server alive; after `interval` of
     // silence an echo goes out, and after another one without anything back, we give up.
     let mut last_received = Instant::now();
+    // For the log: when the monitor reply's first byte came, and how long decoding took.
+    let mut first_byte: Option<Duration> = None;
+    let mut decoding = Duration::ZERO;
     let mut probe_sent: Option<Instant> = None;
     loop {
         let probe_at = probe_sent.unwrap_or(last_received) + interval;
@@ -440,10 +443,18 @@ async fn session(
                     return Ok(());
                 }
                 last_received = Instant::now();
+                if first_byte.is_none() {
+                    first_byte = Some(started.elapsed());
+                }
                 probe_sent = None;
                 framer.push(&buf[..n]);
                 while let Some(bytes) = framer.next_slice()? {
-                    match decode_maybe_blocking(bytes)? {
+                    let t = Instant::now();
+                    let msg = decode_maybe_blocking(bytes)?;
+                    if !monitoring {
+                        decoding += t.elapsed();
+                    }
+                    match msg {
                         Message::Monitor(changes) => {
                             Arc::make_mut(&mut replica).apply_changes(changes?);
                             monitoring = true;
@@ -459,7 +470,8 @@ async fn session(
                                 s.last_sync = Some(took);
                             });
                             tracing::info!(endpoint = %h.endpoint, bridges = replica.bridges.len(),
-                                interfaces = replica.interfaces.len(), sync = ?took, "monitoring ovsdb-server");
+                                interfaces = replica.interfaces.len(), sync = ?took,
+                                first_byte = ?first_byte, decoding = ?decoding, "monitoring ovsdb-server");
                         }
                         Message::Update(changes) => {
                             Arc::make_mut(&mut replica).apply_changes(changes);
