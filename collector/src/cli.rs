@@ -94,6 +94,19 @@ pub struct ServeArgs {
     #[arg(long = "ovs.db", value_name = "ENDPOINT")]
     pub ovs_db: Option<String>,
 
+    /// Silence from ovsdb-server after which the daemon sends an echo probe; with no answer
+    /// within as long again, the connection is dropped (ovs_ovsdb_up 0) and made anew.
+    #[arg(long = "ovs.db-probe-interval", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub ovs_db_probe_interval: Duration,
+
+    /// Largest JSON-RPC message accepted from ovsdb-server; a larger one drops the connection.
+    #[arg(
+        long = "ovs.db-max-message-bytes",
+        value_name = "BYTES",
+        default_value_t = crate::ovsdb::proto::DEFAULT_MAX_MESSAGE
+    )]
+    pub ovs_db_max_message_bytes: usize,
+
     /// Map an Interface (or Port) external_ids key to a label, for CNIs without a built-in
     /// convention: KEY=pod and KEY=namespace name the pod; other labels go on
     /// ovs_interface_info (repeatable).

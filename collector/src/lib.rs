@@ -54,7 +54,13 @@ pub fn build_registry(
             Some(s) => ovsdb::DbEndpoint::parse(s).map_err(StartError::Config)?,
             None => ovsdb::DbEndpoint::Unix(args.ovs_rundir.join("db.sock")),
         };
-        Some(ovsdb::Handle::spawn(endpoint))
+        Some(ovsdb::Handle::spawn_with(
+            endpoint,
+            ovsdb::client::Options {
+                probe_interval: args.ovs_db_probe_interval,
+                max_message_bytes: args.ovs_db_max_message_bytes,
+            },
+        ))
     } else {
         None
     };

@@ -1,6 +1,7 @@
 //! Root-only: the OVSDB source against a real ovsdb-server and ovs-vswitchd: pod attribution the
 //! way OVN-Kubernetes, Antrea and Kube-OVN tag interfaces, ports that come and go while the
-//! daemon runs, counters equal to `ovs-vsctl`, and ovsdb-server restarting under the daemon.
+//! daemon runs, counters equal to `ovs-vsctl`, ovsdb-server restarting under the daemon, 10,000
+//! interfaces, and a hung (SIGSTOPped) ovsdb-server noticed by the echo probe.
 
 use anyhow::{Context, Result, bail};
 use std::time::{Duration, Instant};
@@ -321,5 +322,207 @@ fn ovsdb_server_restart_reports_down_then_recovers() -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    Ok(())
+}
+
+fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
+    find(samples, name, want).first().map(|x| x.value)
+}
+
+/// Only the ovsdb collector: the database alone, no ovs-vswitchd behind the bulk bridges.
+fn ovsdb_only_args(rundir: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut v = vec!["--collector.disable-defaults", "--collector.ovsdb"];
+    v.extend_from_slice(extra);
+    args(rundir, &v)
+}
+
+#[test]
+fn ten_thousand_interfaces_sync_and_scrape() -> Result<()> {
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    const N: usize = 10_000;
+    let mut ovs = Ovs::start()?;
+    ovs.kill_vswitchd()?;
+    let t = Instant::now();
+    ovs.add_interfaces_bulk("br-bulk", N)?;
+    eprintln!(
+        "{N} interfaces created in one transaction in {:?}",
+        t.elapsed()
+    );
+
+    let t = Instant::now();
+    let d = Daemon::start(&ovsdb_only_args(ovs.rundir(), &["--scrape.timeout", "30s"]))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let s = loop {
+        let s = scrape(&d)?;
+        if find(&s, "ovs_interface_info", &[]).len() >= N {
+            break s;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} interfaces served after 120 s",
+                find(&s, "ovs_interface_info", &[]).len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "daemon start to the first scrape with all {N} interfaces: {:?}; the daemon's own sync: {:?} s",
+        t.elapsed(),
+        value(&s, "dataplane_collector_ovsdb_sync_duration_seconds", &[])
+    );
+    assert_eq!(value(&s, "ovs_ovsdb_up", &[]), Some(1.0));
+    assert_eq!(
+        value(&s, "dataplane_collector_ovsdb_connected", &[]),
+        Some(1.0)
+    );
+    assert_eq!(find(&s, "ovs_interface_info", &[]).len(), N);
+    assert_eq!(
+        find(&s, "ovs_interface_rx_bytes_total", &[("bridge", "br-bulk")]).len(),
+        N
+    );
+    // Row 1234's rx_bytes is 1234 * 13 + 2 (see add_interfaces_bulk).
+    assert_eq!(
+        value(
+            &s,
+            "ovs_interface_rx_bytes_total",
+            &[("interface", "p1234")]
+        ),
+        Some(16_044.0)
+    );
+    let web = find(&s, "ovs_interface_info", &[("interface", "p77")]);
+    assert_eq!(
+        (web[0].label("namespace"), web[0].label("pod")),
+        ("ns27", "pod-77")
+    );
+
+    let t = Instant::now();
+    let runs = 5;
+    for _ in 0..runs {
+        let s = scrape(&d)?;
+        assert_eq!(find(&s, "ovs_interface_info", &[]).len(), N);
+    }
+    eprintln!(
+        "scrape with {N} interfaces (debug-build test client parsing included): {:?} each",
+        t.elapsed() / runs
+    );
+    // A change to one row among 10k is in the next scrape.
+    ovs.vsctl(&[
+        "--no-wait",
+        "set",
+        "Interface",
+        "p9999",
+        "statistics:rx_bytes=424242",
+    ])?;
+    let s = scrape(&d)?;
+    assert_eq!(
+        value(
+            &s,
+            "ovs_interface_rx_bytes_total",
+            &[("interface", "p9999")]
+        ),
+        Some(424_242.0)
+    );
+    Ok(())
+}
+
+/// Sends `sig` to `pid` (`kill -SIG PID`).
+fn signal(pid: u32, sig: &str) -> Result<()> {
+    let st = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    if !st.success() {
+        bail!("kill -{sig} {pid} failed");
+    }
+    Ok(())
+}
+
+/// Continues a stopped ovsdb-server whatever happens in the test.
+struct Continue(u32);
+impl Drop for Continue {
+    fn drop(&mut self) {
+        let _ = signal(self.0, "CONT");
+    }
+}
+
+#[test]
+fn hung_ovsdb_server_is_detected_and_recovers() -> Result<()> {
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let mut ovs = Ovs::start()?;
+    ovs.kill_vswitchd()?;
+    ovs.add_interfaces_bulk("br-hang", 10)?;
+    let d = Daemon::start(&ovsdb_only_args(
+        ovs.rundir(),
+        &["--ovs.db-probe-interval", "1s", "--scrape.timeout", "2s"],
+    ))?;
+    let s = scrape(&d)?;
+    assert_eq!(value(&s, "ovs_ovsdb_up", &[]), Some(1.0));
+    assert_eq!(
+        value(&s, "dataplane_collector_ovsdb_connected", &[]),
+        Some(1.0)
+    );
+    assert_eq!(find(&s, "ovs_interface_info", &[]).len(), 10);
+
+    let pid = ovs.ovsdb_pid().context("ovsdb-server pid")?;
+    signal(pid, "STOP")?;
+    let guard = Continue(pid);
+    // Every scrape while it is stopped fails the source and serves no rows; the echo probe
+    // notices the silence and drops the connection.
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(60);
+    loop {
+        let s = scrape(&d)?;
+        assert_eq!(value(&s, "ovs_ovsdb_up", &[]), Some(0.0));
+        assert_eq!(
+            value(
+                &s,
+                "dataplane_collector_scrape_success",
+                &[("collector", "ovsdb")]
+            ),
+            Some(0.0)
+        );
+        assert!(
+            find(&s, "ovs_interface_info", &[]).is_empty(),
+            "stale rows served from a hung ovsdb-server"
+        );
+        if value(&s, "dataplane_collector_ovsdb_connected", &[]) == Some(0.0) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("a stopped ovsdb-server was never noticed");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("stopped ovsdb-server noticed after {:?}", t.elapsed());
+
+    drop(guard);
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(60);
+    loop {
+        let s = scrape(&d)?;
+        if value(&s, "ovs_ovsdb_up", &[]) == Some(1.0)
+            && value(&s, "dataplane_collector_ovsdb_connected", &[]) == Some(1.0)
+            && find(&s, "ovs_interface_info", &[]).len() == 10
+        {
+            assert_eq!(
+                value(
+                    &s,
+                    "dataplane_collector_scrape_success",
+                    &[("collector", "ovsdb")]
+                ),
+                Some(1.0)
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("did not recover after ovsdb-server continued");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("recovered {:?} after SIGCONT", t.elapsed());
     Ok(())
 }

@@ -89,7 +89,7 @@ fn main() -> Result<()> {
                 bench::run(&flows, &out)?;
             }
             if want("ovsdb") {
-                bench_ovsdb::run(&out, 1000)?;
+                bench_ovsdb::run(&out, &[1000, 10_000, 30_000])?;
             }
             if want("ebpf") {
                 bench_ebpf::run(&out)?;

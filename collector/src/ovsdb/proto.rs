@@ -7,64 +7,211 @@ use std::collections::BTreeMap;
 /// Why bytes or JSON from the server could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtoError {
-    #[error("invalid JSON from the server at byte {offset}: {detail}")]
+    #[error("invalid JSON from the server at byte {offset} of a message: {detail}")]
     Json { offset: usize, detail: String },
-    #[error("message too large: over {limit} bytes without a complete JSON value")]
+    #[error("message from the server too large: over {limit} bytes (--ovs.db-max-message-bytes)")]
     TooLarge { limit: usize },
+    #[error("message from the server nested deeper than {limit} levels")]
+    TooDeep { limit: usize },
     #[error("unexpected {what}: {detail}")]
     Unexpected { what: &'static str, detail: String },
 }
 
-/// Splits a byte stream into JSON values. Feed it what arrives; take complete values out.
-#[derive(Debug, Default)]
+/// The largest single message accepted by default (`--ovs.db-max-message-bytes`): the full
+/// dump of 30,000 interfaces with their statistics is about 30 MB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// The deepest nesting of `{` and `[` accepted in a message. OVSDB messages nest about 8
+/// levels (a map column inside a row inside a table update inside `params`).
+pub const MAX_MESSAGE_DEPTH: usize = 64;
+
+/// Splits a byte stream of concatenated JSON values (ovsdb-server sends no delimiter) into
+/// values. Feed it what arrives; take complete values out.
+///
+/// Linear in bytes: each byte is scanned once, tracking only whether it is inside a string
+/// (and after a backslash there) and the depth of `{`/`[`; the end of a top-level value is the
+/// byte that brings the depth back to 0, and only then is that value handed to `serde_json`.
+/// A message longer than the bound, or nested deeper than [`MAX_MESSAGE_DEPTH`], is an error
+/// (and the connection is dropped: nothing after it can be trusted).
+#[derive(Debug)]
 pub struct Framer {
     buf: Vec<u8>,
+    /// Where the value being scanned starts (bytes before it were consumed).
+    start: usize,
+    /// Bytes before this were scanned.
+    scan: usize,
+    /// `{`/`[` open; 0 before the value's first byte.
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    max_message: usize,
+    /// Bytes examined so far, over the framer's life (each byte once: tests check it).
+    scanned: u64,
 }
 
-/// The largest single message we accept (a full dump of 10k interfaces is a few MB).
-pub const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+impl Default for Framer {
+    fn default() -> Self {
+        Framer::new(DEFAULT_MAX_MESSAGE)
+    }
+}
 
 impl Framer {
+    pub fn new(max_message: usize) -> Self {
+        Framer {
+            buf: Vec::new(),
+            start: 0,
+            scan: 0,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            max_message: max_message.max(1),
+            scanned: 0,
+        }
+    }
+
     pub fn push(&mut self, data: &[u8]) {
+        // Drop what was consumed: only the partial value in progress moves, once per value.
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.scan -= self.start;
+            self.start = 0;
+        }
         self.buf.extend_from_slice(data);
     }
 
     /// The next complete JSON value, if one has fully arrived.
     pub fn next_value(&mut self) -> Result<Option<Value>, ProtoError> {
-        // Skip whitespace between messages.
-        let start = self
-            .buf
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .unwrap_or(self.buf.len());
-        if start == self.buf.len() {
-            self.buf.clear();
-            return Ok(None);
-        }
-        let mut it = serde_json::Deserializer::from_slice(&self.buf[start..]).into_iter::<Value>();
-        match it.next() {
-            Some(Ok(v)) => {
-                let used = start + it.byte_offset();
-                self.buf.drain(..used);
-                Ok(Some(v))
-            }
-            Some(Err(e)) if e.is_eof() => {
-                if self.buf.len() > MAX_MESSAGE {
-                    return Err(ProtoError::TooLarge { limit: MAX_MESSAGE });
-                }
-                Ok(None)
-            }
-            Some(Err(e)) => Err(ProtoError::Json {
-                offset: start + e.column(),
-                detail: e.to_string(),
-            }),
+        match self.find_next()? {
+            Some(r) => parse(&self.buf[r]).map(Some),
             None => Ok(None),
         }
     }
 
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
+    /// The bytes of the next complete JSON value, if one has fully arrived (to parse with
+    /// [`parse`] where it suits the caller: a large one off the async workers).
+    pub fn next_slice(&mut self) -> Result<Option<&[u8]>, ProtoError> {
+        Ok(self.find_next()?.map(|r| &self.buf[r]))
     }
+
+    fn find_next(&mut self) -> Result<Option<std::ops::Range<usize>>, ProtoError> {
+        if self.depth == 0 && self.start > 0 && self.start == self.buf.len() {
+            // Everything taken out: start over at the front of the buffer.
+            self.buf.clear();
+            self.start = 0;
+            self.scan = 0;
+        }
+        let from = self.scan;
+        let r = self.scan_value();
+        self.scanned += self.scan.saturating_sub(from) as u64;
+        r
+    }
+
+    fn scan_value(&mut self) -> Result<Option<std::ops::Range<usize>>, ProtoError> {
+        let mut i = self.scan;
+        let n = self.buf.len();
+        while i < n {
+            let b = self.buf[i];
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                } else if let Some(off) = find_string_special(&self.buf[i + 1..]) {
+                    // Skip the plain bytes of the string at once.
+                    i += off;
+                } else {
+                    i = n - 1;
+                }
+                i += 1;
+                continue;
+            }
+            if self.depth == 0 {
+                // Between values: whitespace, then an object or an array (JSON-RPC messages
+                // are objects; a bare scalar has no end we could find without a delimiter).
+                match b {
+                    b' ' | b'\t' | b'\r' | b'\n' => {
+                        i += 1;
+                        self.start = i;
+                        continue;
+                    }
+                    b'{' | b'[' => {}
+                    _ => {
+                        self.scan = i;
+                        return Err(ProtoError::Json {
+                            offset: i - self.start,
+                            detail: format!("expected a JSON object, found {:?}", char::from(b)),
+                        });
+                    }
+                }
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    if self.depth > MAX_MESSAGE_DEPTH {
+                        self.scan = i;
+                        crate::limits::exceeded("ovsdb_message_depth");
+                        return Err(ProtoError::TooDeep {
+                            limit: MAX_MESSAGE_DEPTH,
+                        });
+                    }
+                }
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        let end = i + 1;
+                        if end - self.start > self.max_message {
+                            self.scan = end;
+                            return Err(self.too_large());
+                        }
+                        let range = self.start..end;
+                        self.start = end;
+                        self.scan = end;
+                        return Ok(Some(range));
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.scan = n;
+        if self.depth > 0 && n - self.start > self.max_message {
+            return Err(self.too_large());
+        }
+        Ok(None)
+    }
+
+    fn too_large(&self) -> ProtoError {
+        crate::limits::exceeded("ovsdb_message_bytes");
+        ProtoError::TooLarge {
+            limit: self.max_message,
+        }
+    }
+
+    /// Bytes examined so far.
+    pub fn scanned(&self) -> u64 {
+        self.scanned
+    }
+
+    /// Bytes held: the partial value in progress (and values not yet taken out).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+}
+
+/// Parses one message's bytes (from [`Framer::next_slice`]).
+pub fn parse(bytes: &[u8]) -> Result<Value, ProtoError> {
+    serde_json::from_slice(bytes).map_err(|e| ProtoError::Json {
+        offset: e.column(),
+        detail: e.to_string(),
+    })
+}
+
+/// The offset of the first `"` or `\` in a string's remaining bytes.
+fn find_string_special(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == b'"' || b == b'\\')
 }
 
 /// A message from the server.
@@ -287,13 +434,83 @@ pub fn string_map(v: &Value) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
+    /// Messages as ovsdb-server writes them back to back, with strings that hold braces,
+    /// brackets, escaped quotes and backslashes.
+    fn stream() -> (Vec<u8>, Vec<Value>) {
+        let values = vec![
+            json!({"id": 1, "result": {"Interface": {"u1": {"new": {"name": "p}{1", "statistics": ["map", [["rx_bytes", 10]]]}}}}, "error": null}),
+            json!({"id": null, "method": "update", "params": ["x", {"Interface": {"u2": {"new": {"name": "q\"]\\", "external_ids": ["map", [["k", "\\\"{[}]\\"]]]}}}}]}),
+            json!({"id": "echo", "method": "echo", "params": []}),
+            json!([1, [2, [3, {"a": "\u{e9}\u{1F600}"}]]]),
+            json!({"id": 7, "result": [], "error": null}),
+        ];
+        let mut bytes = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            bytes.extend_from_slice(v.to_string().as_bytes());
+            // ovsdb-server sends none; other peers may send newlines or spaces.
+            if i % 2 == 1 {
+                bytes.extend_from_slice(b"\n  ");
+            }
+        }
+        // A raw escape the serializer would not write: \u escapes and an escaped slash.
+        bytes.extend_from_slice(br#"{"s":"\u007b\"\\\/}"}"#);
+        let mut values = values;
+        values.push(json!({"s": "{\"\\/}"}));
+        (bytes, values)
+    }
+
+    fn drain(f: &mut Framer, out: &mut Vec<Value>) {
+        loop {
+            match f.next_value() {
+                Ok(Some(v)) => out.push(v),
+                Ok(None) => return,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
     #[test]
-    fn framer_splits_concatenated_and_partial_messages() {
+    fn framer_whole_stream_in_one_read() {
+        let (bytes, want) = stream();
+        let mut f = Framer::default();
+        f.push(&bytes);
+        let mut got = Vec::new();
+        drain(&mut f, &mut got);
+        assert_eq!(got, want);
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn framer_split_at_every_byte_boundary() {
+        let (bytes, want) = stream();
+        for cut in 0..=bytes.len() {
+            let mut f = Framer::default();
+            let mut got = Vec::new();
+            f.push(&bytes[..cut]);
+            drain(&mut f, &mut got);
+            f.push(&bytes[cut..]);
+            drain(&mut f, &mut got);
+            assert_eq!(got, want, "split at {cut}");
+        }
+        // And one byte per read.
+        let mut f = Framer::default();
+        let mut got = Vec::new();
+        for b in &bytes {
+            f.push(std::slice::from_ref(b));
+            drain(&mut f, &mut got);
+        }
+        assert_eq!(got, want);
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn framer_partial_value_waits() {
         let mut f = Framer::default();
         f.push(br#"{"id":1,"result":{"a":1},"error":null}{"id":null,"me"#);
         let first = f.next_value();
         assert!(matches!(first, Ok(Some(_))), "{first:?}");
         assert_eq!(f.next_value(), Ok(None));
+        assert!(f.buffered() > 0);
         f.push(br#"thod":"update","params":["x",{}]}  "#);
         let second = f.next_value().ok().flatten();
         assert!(matches!(
@@ -302,8 +519,99 @@ mod tests {
         ));
         assert_eq!(f.next_value(), Ok(None));
         assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn framer_rejects_bad_input() {
+        let mut f = Framer::default();
         f.push(b"{]");
         assert!(matches!(f.next_value(), Err(ProtoError::Json { .. })));
+        let mut f = Framer::default();
+        f.push(b"42 ");
+        assert!(matches!(f.next_value(), Err(ProtoError::Json { .. })));
+        let mut f = Framer::default();
+        f.push(b"}{}");
+        assert!(matches!(f.next_value(), Err(ProtoError::Json { .. })));
+    }
+
+    #[test]
+    fn framer_bounds_message_size() {
+        let before = crate::limits::count("ovsdb_message_bytes");
+        // A complete value over the bound.
+        let mut f = Framer::new(64);
+        let big = json!({"id": 1, "result": "x".repeat(100), "error": null}).to_string();
+        f.push(big.as_bytes());
+        assert_eq!(f.next_value(), Err(ProtoError::TooLarge { limit: 64 }));
+        // A value that never ends: refused once past the bound, not buffered for ever.
+        let mut f = Framer::new(64);
+        f.push(b"{\"id\":1,\"result\":\"");
+        assert_eq!(f.next_value(), Ok(None));
+        f.push(&[b'y'; 30]);
+        assert_eq!(f.next_value(), Ok(None));
+        f.push(&[b'y'; 30]);
+        assert_eq!(f.next_value(), Err(ProtoError::TooLarge { limit: 64 }));
+        assert!(crate::limits::count("ovsdb_message_bytes") >= before + 2);
+        // At the bound exactly is fine.
+        let ok = json!({"a": "b"}).to_string();
+        let mut f = Framer::new(ok.len());
+        f.push(ok.as_bytes());
+        assert!(matches!(f.next_value(), Ok(Some(_))));
+        let e = ProtoError::TooLarge { limit: 64 }.to_string();
+        assert!(e.contains("64 bytes"), "{e}");
+    }
+
+    #[test]
+    fn framer_bounds_depth() {
+        let before = crate::limits::count("ovsdb_message_depth");
+        let mut f = Framer::default();
+        f.push(&[b'['; MAX_MESSAGE_DEPTH + 1]);
+        assert_eq!(
+            f.next_value(),
+            Err(ProtoError::TooDeep {
+                limit: MAX_MESSAGE_DEPTH
+            })
+        );
+        assert!(crate::limits::count("ovsdb_message_depth") > before);
+        // Brackets inside strings do not count.
+        let mut f = Framer::default();
+        let deep_string = format!("{{\"a\":\"{}\"}}", "[".repeat(1000));
+        f.push(deep_string.as_bytes());
+        assert!(matches!(f.next_value(), Ok(Some(_))));
+        let mut nested = "[".repeat(MAX_MESSAGE_DEPTH);
+        nested.push_str(&"]".repeat(MAX_MESSAGE_DEPTH));
+        f.push(nested.as_bytes());
+        assert!(matches!(f.next_value(), Ok(Some(_))));
+    }
+
+    /// Linear: a multi-MB message in 64 KiB reads is scanned once (a re-parse from the start on
+    /// every read would do ~160 passes). Counted, not timed.
+    #[test]
+    fn framer_large_message_in_small_reads() {
+        let mut rows = serde_json::Map::new();
+        for i in 0..20_000 {
+            rows.insert(
+                format!("uuid-{i}"),
+                json!({"new": {"name": format!("p{i}"), "statistics": ["map", [["rx_bytes", i], ["tx_bytes", i]]],
+                    "external_ids": ["map", [["iface-id", format!("ns_pod-{i}")]]]}}),
+            );
+        }
+        let msg = json!({"id": 1, "result": {"Interface": rows}, "error": null}).to_string();
+        let mut f = Framer::default();
+        let mut got = Vec::new();
+        for chunk in msg.as_bytes().chunks(64 * 1024) {
+            f.push(chunk);
+            drain(&mut f, &mut got);
+        }
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            f.scanned(),
+            msg.len() as u64,
+            "bytes scanned more than once"
+        );
+        assert_eq!(
+            got[0]["result"]["Interface"].as_object().map(|m| m.len()),
+            Some(20_000)
+        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The rows we monitor, kept current from `monitor` updates. Pure: no I/O.
 
 use super::proto::{
-    self, ProtoError, RowUpdate, datum_i64, datum_string, datum_uuids, int_map, string_map,
+    ProtoError, RowUpdate, datum_i64, datum_string, datum_uuids, int_map, string_map,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Bridge {
@@ -39,12 +40,25 @@ pub struct Interface {
     pub error: Option<String>,
 }
 
+/// One table: rows by UUID. Rows and the table itself are shared (`Arc`): a snapshot for a
+/// scrape is three reference counts, and an update copies only the table it changes, and that
+/// shallowly (keys and row pointers), never the rows it leaves alone.
+pub type Table<T> = Arc<HashMap<Arc<str>, Arc<T>>>;
+
 /// The Bridge, Port and Interface tables.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Replica {
-    pub bridges: HashMap<String, Bridge>,
-    pub ports: HashMap<String, Port>,
-    pub interfaces: HashMap<String, Interface>,
+    pub bridges: Table<Bridge>,
+    pub ports: Table<Port>,
+    pub interfaces: Table<Interface>,
+}
+
+/// One decoded row change: the new row, or `None` for a deleted one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Bridge(Arc<str>, Option<Arc<Bridge>>),
+    Port(Arc<str>, Option<Arc<Port>>),
+    Interface(Arc<str>, Option<Arc<Interface>>),
 }
 
 /// An interface with the names of its port and bridge.
@@ -57,72 +71,138 @@ pub struct InterfaceView<'a> {
     pub port_external_ids: &'a BTreeMap<String, String>,
 }
 
-fn col<'a>(row: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+type Row = serde_json::Map<String, Value>;
+
+fn col<'a>(row: &'a Row, name: &str) -> Option<&'a Value> {
     row.get(name)
 }
 
+fn bridge(row: &Row) -> Bridge {
+    Bridge {
+        name: col(row, "name").and_then(datum_string).unwrap_or_default(),
+        ports: col(row, "ports").map(datum_uuids).unwrap_or_default(),
+        datapath_type: col(row, "datapath_type")
+            .and_then(datum_string)
+            .filter(|s| !s.is_empty()),
+    }
+}
+
+fn port(row: &Row) -> Port {
+    Port {
+        name: col(row, "name").and_then(datum_string).unwrap_or_default(),
+        interfaces: col(row, "interfaces").map(datum_uuids).unwrap_or_default(),
+        external_ids: col(row, "external_ids").map(string_map).unwrap_or_default(),
+    }
+}
+
+fn interface(row: &Row) -> Interface {
+    Interface {
+        name: col(row, "name").and_then(datum_string).unwrap_or_default(),
+        kind: col(row, "type").and_then(datum_string).unwrap_or_default(),
+        ofport: col(row, "ofport").and_then(datum_i64),
+        mac_in_use: col(row, "mac_in_use").and_then(datum_string),
+        external_ids: col(row, "external_ids").map(string_map).unwrap_or_default(),
+        statistics: col(row, "statistics").map(int_map).unwrap_or_default(),
+        link_state: col(row, "link_state").and_then(datum_string),
+        admin_state: col(row, "admin_state").and_then(datum_string),
+        link_resets: col(row, "link_resets").and_then(datum_i64),
+        link_speed: col(row, "link_speed").and_then(datum_i64),
+        mtu: col(row, "mtu").and_then(datum_i64),
+        error: col(row, "error").and_then(datum_string),
+    }
+}
+
+/// Decodes `<table-updates>` (`{table: {uuid: {"old": …, "new": …}}}`) into row changes,
+/// without touching any replica (the costly part of an update, done before the cheap one).
+/// Tables other than ours are skipped.
+pub fn decode(updates: &Value) -> Result<Vec<Change>, ProtoError> {
+    let Value::Object(tables) = updates else {
+        return Err(ProtoError::Unexpected {
+            what: "table updates",
+            detail: "not an object".to_owned(),
+        });
+    };
+    let mut out = Vec::new();
+    for (table, rows) in tables {
+        let Value::Object(rows) = rows else {
+            return Err(ProtoError::Unexpected {
+                what: "table update",
+                detail: format!("{table}: not an object"),
+            });
+        };
+        if !matches!(table.as_str(), "Bridge" | "Port" | "Interface") {
+            continue;
+        }
+        out.reserve(rows.len());
+        for (uuid, change) in rows {
+            let new = match change.get("new") {
+                Some(Value::Object(row)) => Some(row),
+                Some(other) => {
+                    return Err(ProtoError::Unexpected {
+                        what: "row update",
+                        detail: format!("{table} {uuid}: \"new\" is {other}"),
+                    });
+                }
+                None => None,
+            };
+            let uuid: Arc<str> = Arc::from(uuid.as_str());
+            out.push(match table.as_str() {
+                "Bridge" => Change::Bridge(uuid, new.map(|r| Arc::new(bridge(r)))),
+                "Port" => Change::Port(uuid, new.map(|r| Arc::new(port(r)))),
+                _ => Change::Interface(uuid, new.map(|r| Arc::new(interface(r)))),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn set<T>(table: &mut Table<T>, uuid: Arc<str>, row: Option<Arc<T>>) {
+    // Copies the table (shallowly) only if a snapshot still holds it; once per update.
+    let t = Arc::make_mut(table);
+    match row {
+        Some(r) => {
+            t.insert(uuid, r);
+        }
+        None => {
+            t.remove(&uuid);
+        }
+    }
+}
+
 impl Replica {
-    /// Applies one `monitor` update (a deleted row has no `new`; a row's `new` holds every
-    /// monitored column).
-    pub fn apply(&mut self, updates: Vec<RowUpdate>) {
-        for u in updates {
-            match (u.table.as_str(), u.new) {
-                ("Bridge", None) => {
-                    self.bridges.remove(&u.uuid);
-                }
-                ("Port", None) => {
-                    self.ports.remove(&u.uuid);
-                }
-                ("Interface", None) => {
-                    self.interfaces.remove(&u.uuid);
-                }
-                ("Bridge", Some(row)) => {
-                    let b = Bridge {
-                        name: col(&row, "name").and_then(datum_string).unwrap_or_default(),
-                        ports: col(&row, "ports").map(datum_uuids).unwrap_or_default(),
-                        datapath_type: col(&row, "datapath_type")
-                            .and_then(datum_string)
-                            .filter(|s| !s.is_empty()),
-                    };
-                    self.bridges.insert(u.uuid, b);
-                }
-                ("Port", Some(row)) => {
-                    let p = Port {
-                        name: col(&row, "name").and_then(datum_string).unwrap_or_default(),
-                        interfaces: col(&row, "interfaces").map(datum_uuids).unwrap_or_default(),
-                        external_ids: col(&row, "external_ids")
-                            .map(string_map)
-                            .unwrap_or_default(),
-                    };
-                    self.ports.insert(u.uuid, p);
-                }
-                ("Interface", Some(row)) => {
-                    let i = Interface {
-                        name: col(&row, "name").and_then(datum_string).unwrap_or_default(),
-                        kind: col(&row, "type").and_then(datum_string).unwrap_or_default(),
-                        ofport: col(&row, "ofport").and_then(datum_i64),
-                        mac_in_use: col(&row, "mac_in_use").and_then(datum_string),
-                        external_ids: col(&row, "external_ids")
-                            .map(string_map)
-                            .unwrap_or_default(),
-                        statistics: col(&row, "statistics").map(int_map).unwrap_or_default(),
-                        link_state: col(&row, "link_state").and_then(datum_string),
-                        admin_state: col(&row, "admin_state").and_then(datum_string),
-                        link_resets: col(&row, "link_resets").and_then(datum_i64),
-                        link_speed: col(&row, "link_speed").and_then(datum_i64),
-                        mtu: col(&row, "mtu").and_then(datum_i64),
-                        error: col(&row, "error").and_then(datum_string),
-                    };
-                    self.interfaces.insert(u.uuid, i);
-                }
-                _ => {}
+    /// Applies decoded changes: cheap (hash map inserts), whatever the rows hold.
+    pub fn apply_changes(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            match c {
+                Change::Bridge(u, r) => set(&mut self.bridges, u, r),
+                Change::Port(u, r) => set(&mut self.ports, u, r),
+                Change::Interface(u, r) => set(&mut self.interfaces, u, r),
             }
         }
     }
 
+    /// Applies one `monitor` update (a deleted row has no `new`; a row's `new` holds every
+    /// monitored column).
+    pub fn apply(&mut self, updates: Vec<RowUpdate>) {
+        let changes = updates
+            .into_iter()
+            .filter_map(|u| {
+                let uuid: Arc<str> = Arc::from(u.uuid.as_str());
+                let new = u.new.as_ref();
+                Some(match u.table.as_str() {
+                    "Bridge" => Change::Bridge(uuid, new.map(|r| Arc::new(bridge(r)))),
+                    "Port" => Change::Port(uuid, new.map(|r| Arc::new(port(r)))),
+                    "Interface" => Change::Interface(uuid, new.map(|r| Arc::new(interface(r)))),
+                    _ => return None,
+                })
+            })
+            .collect();
+        self.apply_changes(changes);
+    }
+
     /// Applies a `<table-updates>` JSON value.
     pub fn apply_json(&mut self, updates: &Value) -> Result<(), ProtoError> {
-        self.apply(proto::table_updates(updates)?);
+        self.apply_changes(decode(updates)?);
         Ok(())
     }
 
@@ -139,11 +219,11 @@ impl Replica {
         let mut out = Vec::with_capacity(self.interfaces.len());
         for b in self.bridges.values() {
             for pu in &b.ports {
-                let Some(p) = self.ports.get(pu) else {
+                let Some(p) = self.ports.get(pu.as_str()) else {
                     continue;
                 };
                 for iu in &p.interfaces {
-                    if let Some(iface) = self.interfaces.get(iu) {
+                    if let Some(iface) = self.interfaces.get(iu.as_str()) {
                         out.push(InterfaceView {
                             bridge: &b.name,
                             port: &p.name,
@@ -226,5 +306,31 @@ mod tests {
         // A port whose interface row is gone (or not yet arrived) is skipped, not a panic.
         let _ = r.apply_json(&json!({"Interface": {"i2": {"old": {}}}}));
         assert!(r.interfaces().is_empty());
+    }
+
+    /// A snapshot keeps what it saw, and an update shares every row (and table) it leaves alone.
+    #[test]
+    fn updates_share_untouched_rows() {
+        let mut r = Replica::default();
+        let _ = r.apply_json(&sample());
+        let snapshot = r.clone();
+        let _ = r.apply_json(&json!({
+            "Interface": {"i1": {"new": {"name": "veth1", "statistics": ["map", [["rx_bytes", 999]]]}}}
+        }));
+        assert_eq!(snapshot.interfaces["i1"].statistics["rx_bytes"], 100);
+        assert_eq!(r.interfaces["i1"].statistics["rx_bytes"], 999);
+        assert!(Arc::ptr_eq(&snapshot.interfaces["i2"], &r.interfaces["i2"]));
+        assert!(!Arc::ptr_eq(
+            &snapshot.interfaces["i1"],
+            &r.interfaces["i1"]
+        ));
+        assert!(Arc::ptr_eq(&snapshot.bridges, &r.bridges));
+        assert!(Arc::ptr_eq(&snapshot.ports, &r.ports));
+        // With no snapshot alive, the table is changed in place.
+        drop(snapshot);
+        let table = Arc::as_ptr(&r.interfaces);
+        let _ = r.apply_json(&json!({"Interface": {"i2": {"old": {}}}}));
+        assert_eq!(Arc::as_ptr(&r.interfaces), table);
+        assert_eq!(r.interfaces.len(), 1);
     }
 }

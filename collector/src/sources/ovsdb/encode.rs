@@ -141,6 +141,20 @@ fn size_bucket(key: &str) -> Option<(&'static str, &str)> {
     .then_some((dir, range))
 }
 
+/// `statistics` key → its place in [`STATS`].
+fn stat_index() -> &'static std::collections::HashMap<&'static str, usize> {
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, usize>> =
+        std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        STATS
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _, _))| (*k, i))
+            .collect()
+    })
+}
+
+#[cfg(test)]
 fn known(key: &str) -> bool {
     STATS.iter().any(|(k, _, _)| *k == key) || size_bucket(key).is_some()
 }
@@ -189,6 +203,22 @@ pub fn encode(s: &Snapshot, w: &mut Writer) {
     );
     w.sample("ovs_ovsdb_up")
         .value_u64(u64::from(s.state.is_some()));
+    w.family(
+        "dataplane_collector_ovsdb_connected",
+        "1 while the monitor connection to ovsdb-server is up (the echo probe drops a connection to a hung server), whether or not this scrape could sync.",
+        MetricType::Gauge,
+    );
+    w.sample("dataplane_collector_ovsdb_connected")
+        .value_u64(u64::from(s.link.connected));
+    if let Some(sync) = s.link.last_sync {
+        w.family(
+            "dataplane_collector_ovsdb_sync_duration_seconds",
+            "How long the last full sync took: connecting, the monitor request and its initial rows applied.",
+            MetricType::Gauge,
+        );
+        w.sample("dataplane_collector_ovsdb_sync_duration_seconds")
+            .value_f64(sync.as_secs_f64());
+    }
     let Some(state) = &s.state else { return };
     let views = state.replica.interfaces();
     let ifaces: Vec<(InterfaceView<'_>, Attribution)> = views
@@ -202,64 +232,61 @@ pub fn encode(s: &Snapshot, w: &mut Writer) {
         .collect();
     let arena = labels(&ifaces);
 
-    for (key, name, help) in STATS {
-        if !ifaces
-            .iter()
-            .any(|(v, _)| v.iface.statistics.contains_key(*key))
-        {
+    // One pass over every interface's statistics sorts each value into its family (a hash
+    // lookup per key, not a search of STATS per key per family): linear in the statistics.
+    let index = stat_index();
+    let mut per_stat: Vec<Vec<(usize, i64)>> = vec![Vec::new(); STATS.len()];
+    let mut sizes: [Vec<(usize, &str, i64)>; 2] = [Vec::new(), Vec::new()];
+    let mut other: Vec<(usize, &str, i64)> = Vec::new();
+    for (i, (v, _)) in ifaces.iter().enumerate() {
+        for (key, &val) in &v.iface.statistics {
+            if let Some(&k) = index.get(key.as_str()) {
+                per_stat[k].push((i, val));
+            } else if let Some((dir, range)) = size_bucket(key) {
+                sizes[usize::from(dir == "tx")].push((i, range, val));
+            } else {
+                other.push((i, key, val));
+            }
+        }
+    }
+    for ((_, name, help), samples) in STATS.iter().zip(&per_stat) {
+        if samples.is_empty() {
             continue;
         }
         w.family(name, help, MetricType::Counter);
-        for (i, (v, _)) in ifaces.iter().enumerate() {
-            if let Some(&val) = v.iface.statistics.get(*key) {
-                w.sample(name).labels_raw(arena.get(i)).value_i64(val);
-            }
+        for &(i, val) in samples {
+            w.sample(name).labels_raw(arena.get(i)).value_i64(val);
         }
     }
-    for dir in ["rx", "tx"] {
-        let name = if dir == "rx" {
-            "ovs_interface_rx_size_packets_total"
-        } else {
-            "ovs_interface_tx_size_packets_total"
-        };
-        let mut started = false;
-        for (i, (v, _)) in ifaces.iter().enumerate() {
-            for (key, &val) in &v.iface.statistics {
-                let Some((d, range)) = size_bucket(key) else {
-                    continue;
-                };
-                if d != dir {
-                    continue;
-                }
-                if !started {
-                    w.family(
-                        name,
-                        "Packets by frame size; `size` is the range in bytes, as OVS names it (1_to_64 … 1523_to_max).",
-                        MetricType::Counter,
-                    );
-                    started = true;
-                }
-                w.sample(name)
-                    .labels_raw(arena.get(i))
-                    .label("size", range)
-                    .value_i64(val);
-            }
+    for (name, samples) in [
+        "ovs_interface_rx_size_packets_total",
+        "ovs_interface_tx_size_packets_total",
+    ]
+    .into_iter()
+    .zip(&sizes)
+    {
+        if samples.is_empty() {
+            continue;
+        }
+        w.family(
+            name,
+            "Packets by frame size; `size` is the range in bytes, as OVS names it (1_to_64 … 1523_to_max).",
+            MetricType::Counter,
+        );
+        for &(i, range, val) in samples {
+            w.sample(name)
+                .labels_raw(arena.get(i))
+                .label("size", range)
+                .value_i64(val);
         }
     }
-    let mut started = false;
-    for (i, (v, _)) in ifaces.iter().enumerate() {
-        for (key, &val) in &v.iface.statistics {
-            if known(key) {
-                continue;
-            }
-            if !started {
-                w.family(
-                    "ovs_interface_statistic_total",
-                    "Other counters OVS reports for the interface (driver-specific), by their OVS name.",
-                    MetricType::Counter,
-                );
-                started = true;
-            }
+    if !other.is_empty() {
+        w.family(
+            "ovs_interface_statistic_total",
+            "Other counters OVS reports for the interface (driver-specific), by their OVS name.",
+            MetricType::Counter,
+        );
+        for &(i, key, val) in &other {
             w.sample("ovs_interface_statistic_total")
                 .labels_raw(arena.get(i))
                 .label("statistic", key)

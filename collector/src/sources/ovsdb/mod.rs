@@ -23,6 +23,8 @@ pub struct Snapshot {
     pub state: Option<Arc<State>>,
     pub error: Option<OvsdbError>,
     pub attributor: Arc<Attributor>,
+    /// The monitor connection's own state, even when this scrape could not sync.
+    pub link: Arc<State>,
 }
 
 pub struct OvsdbSource {
@@ -47,6 +49,7 @@ impl Source for OvsdbSource {
     async fn fetch(&self, req: &ScrapeRequest) -> Result<Snapshot, OvsdbError> {
         match self.handle.synced(req.deadline).await {
             Ok(state) => Ok(Snapshot {
+                link: state.clone(),
                 state: Some(state),
                 error: None,
                 attributor: self.attributor.clone(),
@@ -55,6 +58,7 @@ impl Source for OvsdbSource {
             Err(e @ OvsdbError::Absent { .. }) => Err(e),
             // There, but down: say so with ovs_ovsdb_up 0.
             Err(e) => Ok(Snapshot {
+                link: self.handle.state(),
                 state: None,
                 error: Some(e),
                 attributor: self.attributor.clone(),
