@@ -785,12 +785,20 @@ fn attach(l: &mut Loaded, name: &str) -> Result<Attached, String> {
         match attach_with(l, name, mode) {
             Ok(a) => {
                 if l.mode.is_none() {
-                    tracing::info!(mode = ?mode, "TC attachment mode");
+                    if last_err.is_empty() {
+                        tracing::info!(mode = ?mode, "TC attachment mode");
+                    } else {
+                        // Not silent: with clsact, links are not pinned across restarts.
+                        tracing::warn!(mode = ?mode, tcx_error = %last_err, "TC attachment mode (TCX failed)");
+                    }
                     l.mode = Some(mode);
                 }
                 return Ok(a);
             }
-            Err(e) => last_err = format!("{mode:?}: {e}"),
+            Err(e) => {
+                tracing::debug!(interface = %name, mode = ?mode, error = %e, "attach failed");
+                last_err = format!("{mode:?}: {e}");
+            }
         }
     }
     Err(last_err)
@@ -819,7 +827,7 @@ fn attach_with(l: &mut Loaded, name: &str, mode: AttachMode) -> Result<Attached,
             (ing, TcAttachType::Ingress, "ingress"),
             (eg, TcAttachType::Egress, "egress"),
         ] {
-            let pin = dir.join(format!("{name}.{suffix}"));
+            let pin = dir.join(pins::link_pin_file(name, suffix));
             attach_pinned(l, p, name, t, &pin)?;
             pins.push(pin);
         }
@@ -885,15 +893,27 @@ fn attach_pinned(
     let fd = FdLink::try_from(link).map_err(|e| e.to_string())?;
     if !had_pin {
         fd.pin(pin)
-            .map_err(|e| format!("pinning {}: {e}", pin.display()))?;
+            .map_err(|e| format!("pinning {}: {}", pin.display(), error_chain(&e)))?;
     }
     Ok(())
+}
+
+/// An error with its sources (aya's errors keep the errno in theirs).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// Whether `name`'s pinned ingress link (from an earlier run) is on this very netdev.
 fn pinned_on(l: &Loaded, name: &str, ifindex: u32) -> bool {
     l.pin_dir.as_ref().is_some_and(|dir| {
-        pins::tcx_link_ifindex(&dir.join(format!("{name}.ingress"))) == Some(ifindex)
+        pins::tcx_link_ifindex(&dir.join(pins::link_pin_file(name, "ingress"))) == Some(ifindex)
     })
 }
 

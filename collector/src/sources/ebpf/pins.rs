@@ -5,7 +5,7 @@
 //!   differs from what this run loads — a changed `--ebpf.max-*` flag, an upgrade that changed a
 //!   map — is unpinned so that a new one is created, with a log line (its counts are lost; a
 //!   map of the wrong shape must not be handed to the programs).
-//! - `DIR/links/<netdev>.ingress|egress`: the pinned TCX links. One whose netdev is gone, or
+//! - `DIR/links/ingress_<netdev>`, `egress_<netdev>`: the pinned TCX links. One whose netdev is gone, or
 //!   whose link no longer points at that netdev (the netdev went while the daemon was down;
 //!   the kernel detached the link and left it defunct), is unpinned and so released.
 //!
@@ -217,10 +217,22 @@ pub fn recreate_changed_maps(dir: &Path, defs: &[MapDef]) -> Vec<&'static str> {
     out
 }
 
-/// The netdev name and direction of a link pin's file name (`<netdev>.ingress|egress`).
-pub fn link_pin_name(file: &str) -> Option<(&str, &str)> {
-    let (name, suffix) = file.rsplit_once('.')?;
-    (!name.is_empty() && matches!(suffix, "ingress" | "egress")).then_some((name, suffix))
+/// The file name of `netdev`'s link pin in `direction` (`ingress` or `egress`):
+/// `ingress_<netdev>`, with every `.` of the netdev's name written `:`. bpffs refuses names with
+/// a dot (reserved for the kernel's own files), netdev names often have one (`eth0.100`) and
+/// never a `:`, so the name reads back unambiguously.
+pub fn link_pin_file(netdev: &str, direction: &str) -> String {
+    format!("{direction}_{}", netdev.replace('.', ":"))
+}
+
+/// The netdev name and direction of a link pin's file name (see [`link_pin_file`]).
+pub fn link_pin_name(file: &str) -> Option<(String, &'static str)> {
+    let (direction, rest) = if let Some(rest) = file.strip_prefix("ingress_") {
+        ("ingress", rest)
+    } else {
+        ("egress", file.strip_prefix("egress_")?)
+    };
+    (!rest.is_empty() && !rest.contains('.')).then(|| (rest.replace(':', "."), direction))
 }
 
 /// Why a pinned link of `netdev` is stale, if it is: the netdev is gone (`current` is None),
@@ -251,8 +263,8 @@ pub fn sweep_links(dir: &Path, keep: Option<&BTreeSet<String>>) -> Vec<String> {
         };
         let path = entry.path();
         let why = match keep {
-            Some(k) if !k.contains(netdev) => Some("netdev no longer an OVS port"),
-            _ => link_stale(super::engine::ifindex(netdev), tcx_link_ifindex(&path)),
+            Some(k) if !k.contains(&netdev) => Some("netdev no longer an OVS port"),
+            _ => link_stale(super::engine::ifindex(&netdev), tcx_link_ifindex(&path)),
         };
         let Some(why) = why else { continue };
         match std::fs::remove_file(&path) {
@@ -381,13 +393,20 @@ mod tests {
 
     #[test]
     fn link_pins_are_named_by_netdev_and_direction() {
-        assert_eq!(link_pin_name("veth1.ingress"), Some(("veth1", "ingress")));
-        assert_eq!(
-            link_pin_name("eth0.100.egress"),
-            Some(("eth0.100", "egress"))
-        );
-        assert_eq!(link_pin_name("veth1.other"), None);
-        assert_eq!(link_pin_name(".ingress"), None);
+        assert_eq!(link_pin_file("veth1", "ingress"), "ingress_veth1");
+        assert_eq!(link_pin_file("eth0.100", "egress"), "egress_eth0:100");
+        for (netdev, dir) in [
+            ("veth1", "ingress"),
+            ("eth0.100", "egress"),
+            ("a_b-c.d.e", "ingress"),
+        ] {
+            let file = link_pin_file(netdev, dir);
+            assert!(!file.contains('.'), "bpffs refuses dots: {file}");
+            assert_eq!(link_pin_name(&file), Some((netdev.to_owned(), dir)));
+        }
+        assert_eq!(link_pin_name("ingress_"), None);
+        assert_eq!(link_pin_name("veth1.ingress"), None);
+        assert_eq!(link_pin_name("other_veth1"), None);
         assert_eq!(link_pin_name("PORTS"), None);
     }
 
