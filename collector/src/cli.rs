@@ -164,7 +164,9 @@ pub struct ServeArgs {
     pub ebpf_max_flow_series: usize,
 
     /// Pin the eBPF maps and links in this bpffs directory, so counters survive a restart or
-    /// an upgrade (and programs stay attached across it).
+    /// an upgrade (and programs stay attached across it). It must be a directory of the
+    /// collector's own, such as /sys/fs/bpf/dataplane-collector (a bpffs root is refused); it
+    /// is swept at start (links of gone netdevs, maps whose size or type changed).
     #[arg(long = "ebpf.pin-path", value_name = "DIR")]
     pub ebpf_pin_path: Option<PathBuf>,
 
