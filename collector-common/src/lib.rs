@@ -129,6 +129,21 @@ pub struct IpvsConnKey {
     pub dest_af: u8,
 }
 
+/// Slots of the `MAP_FULL` per-CPU array of `u64` counters: one per map the programs insert
+/// into (and the event ring buffer). A program whose insert fails (`-E2BIG` on a full hash map,
+/// `-ENOMEM`, a full ring buffer) adds one to its map's slot; the daemon sums the CPUs and
+/// exposes `dataplane_collector_ebpf_map_full_total{map}`.
+pub const MAP_FULL_PORTS: u32 = 0;
+pub const MAP_FULL_FLOWS: u32 = 1;
+pub const MAP_FULL_VPORTS: u32 = 2;
+pub const MAP_FULL_IPVS_CONNS: u32 = 3;
+pub const MAP_FULL_EVENTS: u32 = 4;
+/// Number of slots in `MAP_FULL`.
+pub const MAP_FULL_SLOTS: u32 = 5;
+/// The map each slot counts for, by index (the kernel's map names).
+pub const MAP_FULL_NAMES: [&str; MAP_FULL_SLOTS as usize] =
+    ["PORTS", "FLOWS", "VPORTS", "IPVS_CONNS", "EVENTS"];
+
 #[cfg(feature = "user")]
 #[expect(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
 mod user {
@@ -162,5 +177,14 @@ mod tests {
         assert_eq!(size_of::<Config>(), 8);
         assert_eq!(size_of::<KernelOffsets>(), 32);
         assert_eq!(size_of::<IpvsConnKey>(), 40);
+    }
+
+    #[test]
+    fn map_full_slots_are_named_in_order() {
+        assert_eq!(MAP_FULL_NAMES[MAP_FULL_PORTS as usize], "PORTS");
+        assert_eq!(MAP_FULL_NAMES[MAP_FULL_FLOWS as usize], "FLOWS");
+        assert_eq!(MAP_FULL_NAMES[MAP_FULL_VPORTS as usize], "VPORTS");
+        assert_eq!(MAP_FULL_NAMES[MAP_FULL_IPVS_CONNS as usize], "IPVS_CONNS");
+        assert_eq!(MAP_FULL_NAMES[MAP_FULL_EVENTS as usize], "EVENTS");
     }
 }

@@ -18,11 +18,12 @@
 use aya_ebpf::bindings::TC_ACT_UNSPEC;
 use aya_ebpf::helpers::{bpf_ktime_get_coarse_ns, bpf_probe_read_kernel};
 use aya_ebpf::macros::{classifier, kprobe, map};
-use aya_ebpf::maps::{Array, LruPerCpuHashMap, PerCpuHashMap, RingBuf};
+use aya_ebpf::maps::{Array, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya_ebpf::programs::{ProbeContext, TcContext};
 use collector_common::{
     Config, Counters, DIR_EGRESS, DIR_INGRESS, EVENT_FLOW_END, EVENT_FLOW_START, FAMILY_IPV4,
-    FAMILY_IPV6, FlowCounters, FlowEvent, FlowKey, IpvsConnKey, KernelOffsets, PortKey,
+    FAMILY_IPV6, FlowCounters, FlowEvent, FlowKey, IpvsConnKey, KernelOffsets, MAP_FULL_EVENTS,
+    MAP_FULL_FLOWS, MAP_FULL_IPVS_CONNS, MAP_FULL_PORTS, MAP_FULL_SLOTS, MAP_FULL_VPORTS, PortKey,
     VportCounters,
 };
 use core::mem::size_of;
@@ -31,7 +32,8 @@ use core::mem::size_of;
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-/// Per-port counters, per CPU.
+/// Per-port counters, per CPU; the daemon sets the size (2 × `--ebpf.max-ports`: both
+/// directions) at load time.
 #[map]
 static PORTS: PerCpuHashMap<PortKey, Counters> = PerCpuHashMap::with_max_entries(8192, 0);
 
@@ -48,13 +50,20 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[map]
 static OFFSETS: Array<KernelOffsets> = Array::with_max_entries(1, 0);
 
-/// Kernel datapath counters per vport ifindex.
+/// Kernel datapath counters per vport ifindex (size: `--ebpf.max-ports`).
 #[map]
 static VPORTS: PerCpuHashMap<u32, VportCounters> = PerCpuHashMap::with_max_entries(8192, 0);
 
-/// New IPVS connections per (service, real server).
+/// New IPVS connections per (service, real server). LRU (size: `--ebpf.max-ipvs-conns`):
+/// services and real servers that went away are never deleted by anyone, so the pairs not
+/// seen for the longest make room for new ones instead of filling the map for good.
 #[map]
-static IPVS_CONNS: PerCpuHashMap<IpvsConnKey, u64> = PerCpuHashMap::with_max_entries(65536, 0);
+static IPVS_CONNS: LruPerCpuHashMap<IpvsConnKey, u64> =
+    LruPerCpuHashMap::with_max_entries(65536, 0);
+
+/// Failed inserts per map (slots `MAP_FULL_*`), per CPU.
+#[map]
+static MAP_FULL: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAP_FULL_SLOTS, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -66,6 +75,15 @@ const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_SCTP: u8 = 132;
+
+/// Counts an insert into the map of `slot` that the kernel refused.
+#[inline(always)]
+fn map_full(slot: u32) {
+    if let Some(c) = MAP_FULL.get_ptr_mut(slot) {
+        // SAFETY: per-CPU value, nobody else writes it while we run.
+        unsafe { *c += 1 };
+    }
+}
 
 #[inline(always)]
 fn count_port(ctx: &TcContext, direction: u8) {
@@ -84,14 +102,13 @@ fn count_port(ctx: &TcContext, direction: u8) {
             (*c).bytes += len;
         },
         None => {
-            let _ = PORTS.insert(
-                &key,
-                &Counters {
-                    packets: 1,
-                    bytes: len,
-                },
-                0,
-            );
+            let v = Counters {
+                packets: 1,
+                bytes: len,
+            };
+            if PORTS.insert(&key, &v, 0).is_err() {
+                map_full(MAP_FULL_PORTS);
+            }
         }
     }
 }
@@ -260,7 +277,9 @@ fn count_flow(ctx: &TcContext, direction: u8) {
                 first_ns: now,
                 last_ns: now,
             };
-            let _ = FLOWS.insert(&key, &v, 0);
+            if FLOWS.insert(&key, &v, 0).is_err() {
+                map_full(MAP_FULL_FLOWS);
+            }
             event(cfg, &key, EVENT_FLOW_START, now);
         }
     }
@@ -282,6 +301,8 @@ fn event(cfg: &Config, key: &FlowKey, kind: u32, now: u64) {
             ts_ns: now,
         });
         e.submit(0);
+    } else {
+        map_full(MAP_FULL_EVENTS);
     }
 }
 
@@ -319,7 +340,9 @@ fn bump_vport(ifindex: u32, upcall: bool) {
                 received: u64::from(!upcall),
                 upcalls: u64::from(upcall),
             };
-            let _ = VPORTS.insert(&ifindex, &v, 0);
+            if VPORTS.insert(&ifindex, &v, 0).is_err() {
+                map_full(MAP_FULL_VPORTS);
+            }
         }
     }
 }
@@ -402,7 +425,9 @@ pub fn ip_vs_conn_new(ctx: ProbeContext) -> u32 {
         // SAFETY: per-CPU value.
         Some(c) => unsafe { *c += 1 },
         None => {
-            let _ = IPVS_CONNS.insert(&key, &1u64, 0);
+            if IPVS_CONNS.insert(&key, &1u64, 0).is_err() {
+                map_full(MAP_FULL_IPVS_CONNS);
+            }
         }
     }
     0

@@ -162,16 +162,34 @@ pub struct ServeArgs {
           action = ArgAction::Set, value_parser = clap::value_parser!(bool))]
     pub ebpf_flows: bool,
 
-    /// Size of the kernel's flow map (LRU).
-    #[arg(long = "ebpf.max-flows", value_name = "N", default_value_t = 65_536)]
+    /// Size of the kernel's flow map (LRU), 1024 to 16777216.
+    #[arg(long = "ebpf.max-flows", value_name = "N", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u32).range(crate::sources::ebpf::MAX_FLOWS_RANGE))]
     pub ebpf_max_flows: u32,
+
+    /// Netdevs the kernel's per-port maps hold, 1 to 262144 (PORTS: two entries per port, one
+    /// per direction; VPORTS: one). Ports past it are not counted, and
+    /// dataplane_collector_ebpf_map_full_total{map="PORTS"} says so.
+    #[arg(long = "ebpf.max-ports", value_name = "N",
+          default_value_t = crate::sources::ebpf::DEFAULT_MAX_PORTS,
+          value_parser = clap::value_parser!(u32).range(crate::sources::ebpf::MAX_PORTS_RANGE))]
+    pub ebpf_max_ports: u32,
+
+    /// Size of the kernel's map of new IPVS connections per (service, real server), an LRU
+    /// map: the pairs not seen for the longest make room. 1024 to 16777216.
+    #[arg(long = "ebpf.max-ipvs-conns", value_name = "N",
+          default_value_t = crate::sources::ebpf::DEFAULT_MAX_IPVS_CONNS,
+          value_parser = clap::value_parser!(u32).range(crate::sources::ebpf::MAX_IPVS_CONNS_RANGE))]
+    pub ebpf_max_ipvs_conns: u32,
 
     /// Flows with series of their own (the most bytes); the rest are folded per port. 0: all.
     #[arg(long = "ebpf.max-flow-series", value_name = "N", default_value_t = 100)]
     pub ebpf_max_flow_series: usize,
 
     /// Pin the eBPF maps and links in this bpffs directory, so counters survive a restart or
-    /// an upgrade (and programs stay attached across it).
+    /// an upgrade (and programs stay attached across it). It must be a directory of the
+    /// collector's own, such as /sys/fs/bpf/dataplane-collector (a bpffs root is refused); it
+    /// is swept at start (links of gone netdevs, maps whose size or type changed).
     #[arg(long = "ebpf.pin-path", value_name = "DIR")]
     pub ebpf_pin_path: Option<PathBuf>,
 
@@ -508,5 +526,60 @@ mod tests {
         assert_eq!(listen_addr(":9477").map(|a| a.port()), Ok(9477));
         assert!(listen_addr("[::1]:80").is_ok());
         assert!(listen_addr("nope").is_err());
+    }
+
+    #[test]
+    fn ebpf_map_sizes_are_range_checked() {
+        let a = parse(&[]).map_err(|e| e.to_string());
+        let Ok(a) = a else { panic!("{a:?}") };
+        assert_eq!(
+            (a.ebpf_max_ports, a.ebpf_max_flows, a.ebpf_max_ipvs_conns),
+            (4096, 65_536, 65_536)
+        );
+        let a = parse(&[
+            "--ebpf.max-ports=2",
+            "--ebpf.max-flows=1024",
+            "--ebpf.max-ipvs-conns=16777216",
+        ])
+        .map_err(|e| e.to_string());
+        let Ok(a) = a else { panic!("{a:?}") };
+        assert_eq!(
+            (a.ebpf_max_ports, a.ebpf_max_flows, a.ebpf_max_ipvs_conns),
+            (2, 1024, 16_777_216)
+        );
+        for (bad, flag, range) in [
+            ("--ebpf.max-ports=0", "--ebpf.max-ports", "1..=262144"),
+            ("--ebpf.max-ports=262145", "--ebpf.max-ports", "1..=262144"),
+            (
+                "--ebpf.max-flows=1023",
+                "--ebpf.max-flows",
+                "1024..=16777216",
+            ),
+            (
+                "--ebpf.max-flows=16777217",
+                "--ebpf.max-flows",
+                "1024..=16777216",
+            ),
+            (
+                "--ebpf.max-ipvs-conns=10",
+                "--ebpf.max-ipvs-conns",
+                "1024..=16777216",
+            ),
+            ("--ebpf.max-ports=-1", "--ebpf.max-ports", ""),
+            ("--ebpf.max-ports=lots", "--ebpf.max-ports", ""),
+        ] {
+            let e = parse(&[bad]).map(|_| ()).expect_err(bad).to_string();
+            assert!(e.contains(flag) && e.contains(range), "{bad}: {e}");
+        }
+        // Engine::load callers other than the command line get the same check.
+        let cfg = crate::sources::ebpf::Config {
+            max_ports: 0,
+            ..crate::sources::ebpf::Config::for_tests()
+        };
+        assert!(
+            cfg.validate()
+                .is_err_and(|e| e.contains("--ebpf.max-ports=0"))
+        );
+        assert_eq!(crate::sources::ebpf::Config::for_tests().validate(), Ok(()));
     }
 }

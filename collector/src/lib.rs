@@ -91,6 +91,8 @@ pub fn build_registry(
                 flows: args.ebpf_flows,
                 noop: false,
                 max_flows: args.ebpf_max_flows,
+                max_ports: args.ebpf_max_ports,
+                max_ipvs_conns: args.ebpf_max_ipvs_conns,
                 max_flow_series: args.ebpf_max_flow_series,
                 pin_path: args.ebpf_pin_path.clone(),
                 idle_timeout: args.ebpf_flow_idle_timeout,

@@ -86,6 +86,8 @@ pub fn probe(ovs_interfaces: Option<Vec<String>>) -> Vec<Check> {
         flows: true,
         noop: false,
         max_flows: 1024,
+        max_ports: crate::sources::ebpf::DEFAULT_MAX_PORTS,
+        max_ipvs_conns: crate::sources::ebpf::DEFAULT_MAX_IPVS_CONNS,
         max_flow_series: 0,
         pin_path: None,
         idle_timeout: std::time::Duration::from_secs(30),

@@ -471,7 +471,12 @@ fn ours_in_kernel() -> Result<(usize, usize, usize)> {
     );
     let links = bpftool(&["link", "show"])?
         .as_array()
-        .map_or(0, |a| a.iter().filter(|l| l["type"] == "tcx").count());
+        // Older bpftool prints the type's number (BPF_LINK_TYPE_TCX is 11).
+        .map_or(0, |a| {
+            a.iter()
+                .filter(|l| l["type"] == "tcx" || l["type"] == 11)
+                .count()
+        });
     Ok((progs, maps, links))
 }
 
@@ -586,5 +591,255 @@ fn pods_churn_without_leaks_or_stale_series() -> Result<()> {
         after, before,
         "programs, maps or links left behind (before {before:?}, after {after:?})"
     );
+    Ok(())
+}
+
+/// `dataplane_collector_ebpf_map_full_total{map}`.
+fn map_full(s: &[Sample], map: &str) -> f64 {
+    one(
+        s,
+        "dataplane_collector_ebpf_map_full_total",
+        &[("map", map)],
+    )
+    .unwrap_or(-1.0)
+}
+
+#[test]
+fn a_full_ports_map_is_counted_not_silent() -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let topo = Topology::build(Ovs::start_in_host_netns()?, 3)?;
+    // Room for 2 ports (4 PORTS entries) and 4 ports attached: the bridge's and 3 pods'.
+    let Some(d) = daemon_attached(&topo, &["--ebpf.max-ports=2"], 4)? else {
+        return Ok(());
+    };
+    let s = scrape(&d)?;
+    // The daemon reserves both directions of each port when it attaches: 2 ports do not fit.
+    let at_attach = map_full(&s, "PORTS");
+    assert!(
+        at_attach >= 4.0,
+        "map_full{{PORTS}} {at_attach} after attach"
+    );
+    assert!(
+        one(
+            &s,
+            "dataplane_collector_limit_exceeded_total",
+            &[("limit", "ebpf_max_ports")]
+        )
+        .is_some_and(|v| v >= 2.0),
+        "limit ebpf_max_ports not counted"
+    );
+    assert_eq!(map_full(&s, "FLOWS"), 0.0);
+    // The flag reached the kernel: PORTS has 4 entries, and holds 4.
+    let sized = bpftool(&["map", "show"])?.as_array().is_some_and(|a| {
+        a.iter()
+            .any(|m| m["name"] == "PORTS" && m["max_entries"] == 4)
+    });
+    assert!(sized, "no PORTS map of 4 entries");
+
+    // Every pod's veth carries n packets each way; at least one pod's port is not in the map,
+    // and the programs fail to insert it on every one of its packets.
+    let n = 20;
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        udp(&topo.pods[a], &topo.pods[b].ip, 40300, 5000, n, 10)?;
+        udp(&topo.pods[b], &topo.pods[a].ip, 40301, 5001, n, 10)?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let s = scrape(&d)?;
+    let after = map_full(&s, "PORTS");
+    assert!(
+        after >= at_attach + f64::from(2 * n),
+        "kernel-side failed inserts not counted: {at_attach} → {after}"
+    );
+    // Nothing broke: the scrape succeeds, and the per-flow counts are whole.
+    assert_eq!(
+        one(
+            &s,
+            "dataplane_collector_scrape_success",
+            &[("collector", "ebpf")]
+        ),
+        Some(1.0)
+    );
+    let flow = one(
+        &s,
+        "ebpf_flow_packets_total",
+        &[
+            ("port", topo.pods[0].host_if.as_str()),
+            ("direction", "rx"),
+            ("src_port", "40300"),
+            ("dst", topo.pods[1].ip.as_str()),
+        ],
+    );
+    assert_eq!(flow, Some(f64::from(n)));
+    Ok(())
+}
+
+/// A bpffs of the test's own, unmounted (and everything pinned in it released) on drop.
+struct Bpffs(std::path::PathBuf);
+
+impl Bpffs {
+    fn mount() -> Result<Bpffs> {
+        let dir =
+            std::env::temp_dir().join(format!("dpc-bpffs-{}", testbed::topology::unique_tag()));
+        std::fs::create_dir_all(&dir)?;
+        let st = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()?;
+        if !st.success() {
+            bail!("mount -t bpf {}", dir.display());
+        }
+        Ok(Bpffs(dir))
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The id of the link pinned at `path`, if there is one.
+fn pinned_link_id(path: &std::path::Path) -> Option<u64> {
+    bpftool(&["link", "show", "pinned", &path.to_string_lossy()])
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+}
+
+#[test]
+fn pin_dir_is_checked_and_swept_at_start() -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let fs = Bpffs::mount()?;
+    let topo = Topology::build(Ovs::start_in_host_netns()?, 2)?;
+    // The root of a bpffs is refused: other programs pin there.
+    let root = format!("--ebpf.pin-path={}", fs.0.display());
+    let d = Daemon::start(&args(topo.ovs.rundir(), &[&root]))?;
+    let s = scrape(&d)?;
+    assert_eq!(
+        one(
+            &s,
+            "dataplane_collector_source_available",
+            &[("collector", "ebpf")]
+        ),
+        Some(0.0),
+        "a bpffs root accepted as pin path"
+    );
+    drop(d);
+    // (A new bpffs may hold the kernel's own maps.debug and progs.debug.)
+    assert!(!fs.0.join("PORTS").exists(), "maps pinned at the root");
+
+    let dir = fs.0.join("dataplane-collector");
+    let pin = format!("--ebpf.pin-path={}", dir.display());
+    // A pod that goes away while the daemon is down.
+    let tag = testbed::topology::unique_tag();
+    let gone = Pod::create(
+        &format!("dpc-{tag}-g"),
+        None,
+        &format!("g{tag}"),
+        "10.244.0.50",
+        "02:00:00:00:03:01",
+    )?;
+    topo.ovs.vsctl(&["add-port", &topo.bridge, &gone.host_if])?;
+    let Some(d) = daemon_attached(&topo, &[&pin], 4)? else {
+        return Ok(());
+    };
+    // Pinned links need TCX (clsact filters cannot be pinned): no silent fallback.
+    let tcx = one(&scrape(&d)?, "ebpf_attached_ports", &[("mode", "tcx")]);
+    assert!(tcx.is_some_and(|n| n >= 4.0), "TCX ports: {tcx:?}");
+    let links = dir.join("links");
+    let gone_pin = links.join(format!("ingress_{}", gone.host_if));
+    let kept_pin = links.join(format!("ingress_{}", topo.pods[0].host_if));
+    let gone_id = pinned_link_id(&gone_pin).context("the gone pod's link pinned")?;
+    let kept_id = pinned_link_id(&kept_pin).context("pod 0's link pinned")?;
+    // A stale pin of a veth that does not exist (another name for pod 0's live link).
+    let fake = links.join("egress_vnonexistent0");
+    bpftool(&[
+        "link",
+        "pin",
+        "id",
+        &kept_id.to_string(),
+        &fake.to_string_lossy(),
+    ])?;
+    assert_eq!(pinned_link_id(&fake), Some(kept_id));
+    // Counts to carry over the restart.
+    udp(&topo.pods[0], &topo.pods[1].ip, 40400, 5000, 30, 10)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let p0 = [("port", topo.pods[0].host_if.as_str())];
+    let before = one(&scrape(&d)?, "ebpf_port_rx_packets_total", &p0).context("pod 0 rx")?;
+    assert!(before >= 30.0);
+    drop(d);
+    assert!(
+        gone_pin.exists() && kept_pin.exists(),
+        "pins left by the daemon"
+    );
+    topo.ovs.vsctl(&["del-port", &topo.bridge, &gone.host_if])?;
+    drop(gone);
+    // The kernel keeps the gone veth's link, defunct, for as long as it is pinned.
+    assert_eq!(pinned_link_id(&gone_pin), Some(gone_id));
+
+    let Some(d) = daemon_attached(&topo, &[&pin], 3)? else {
+        return Ok(());
+    };
+    assert!(!gone_pin.exists(), "the gone veth's link pin was not swept");
+    assert!(!links.join(format!("egress_g{tag}")).exists());
+    assert!(
+        !fake.exists(),
+        "the pin of a nonexistent veth was not swept"
+    );
+    assert!(
+        bpftool(&["link", "show", "id", &gone_id.to_string()]).is_err(),
+        "the gone veth's link is still in the kernel"
+    );
+    // The surviving port kept its pinned link, and its counts.
+    assert_eq!(pinned_link_id(&kept_pin), Some(kept_id));
+    let after = one(&scrape(&d)?, "ebpf_port_rx_packets_total", &p0).context("pod 0 rx")?;
+    assert!(
+        after >= before,
+        "pod 0's counts did not survive: {before} → {after}"
+    );
+    let entries = |map: &str| -> Result<u64> {
+        bpftool(&["map", "show", "pinned", &dir.join(map).to_string_lossy()])?["max_entries"]
+            .as_u64()
+            .context("max_entries")
+    };
+    assert_eq!(entries("PORTS")?, 8192);
+    let ipvs_type = bpftool(&[
+        "map",
+        "show",
+        "pinned",
+        &dir.join("IPVS_CONNS").to_string_lossy(),
+    ])?;
+    assert_eq!(ipvs_type["type"], "lru_percpu_hash");
+    drop(d);
+
+    // A changed size: the pinned map is recreated at the new size, not reused.
+    let Some(d) = daemon_attached(
+        &topo,
+        &[&pin, "--ebpf.max-ports=16", "--ebpf.max-flows=2048"],
+        3,
+    )?
+    else {
+        return Ok(());
+    };
+    assert_eq!(entries("PORTS")?, 32);
+    assert_eq!(entries("VPORTS")?, 16);
+    assert_eq!(entries("FLOWS")?, 2048);
+    assert_eq!(entries("IPVS_CONNS")?, 65536);
+    // Counting goes on, into the new map.
+    udp(&topo.pods[0], &topo.pods[1].ip, 40401, 5000, 5, 10)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let now = one(&scrape(&d)?, "ebpf_port_rx_packets_total", &p0).context("pod 0 rx")?;
+    assert!(
+        (5.0..before).contains(&now),
+        "pod 0 rx {now} (before the resize {before})"
+    );
+    drop(d);
+    drop(topo);
     Ok(())
 }

@@ -121,6 +121,8 @@ fn with_programs(flows: bool, noop: bool) -> Result<std::sync::Arc<Engine>> {
         flows,
         noop,
         max_flows: 65536,
+        max_ports: dataplane_collector::sources::ebpf::DEFAULT_MAX_PORTS,
+        max_ipvs_conns: dataplane_collector::sources::ebpf::DEFAULT_MAX_IPVS_CONNS,
         max_flow_series: 0,
         pin_path: None,
         idle_timeout: Duration::from_secs(30),

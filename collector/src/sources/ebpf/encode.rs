@@ -53,6 +53,18 @@ pub fn encode(s: &Snapshot, w: &mut Writer) {
             .label("hook", hook)
             .value_u64(u64::from(*on));
     }
+    if !s.map_full.is_empty() {
+        w.family(
+            "dataplane_collector_ebpf_map_full_total",
+            "Inserts into the collector's eBPF map that failed because it was full (or out of memory): by the programs in the kernel, and by the daemon (PORTS entries made when a port is attached). The map's size is a flag: --ebpf.max-ports (PORTS, VPORTS), --ebpf.max-flows (FLOWS), --ebpf.max-ipvs-conns (IPVS_CONNS); EVENTS is the flow event ring buffer.",
+            MetricType::Counter,
+        );
+        for (map, n) in &s.map_full {
+            w.sample("dataplane_collector_ebpf_map_full_total")
+                .label("map", map)
+                .value_u64(*n);
+        }
+    }
     w.family(
         "ebpf_attached_ports",
         "OVS vport netdevs with the TC programs attached.",
@@ -242,5 +254,28 @@ pub fn encode(s: &Snapshot, w: &mut Writer) {
                 .label_u64("destination_port", u64::from(k.dport))
                 .value_u64(*n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_full_is_a_counter_per_map() {
+        let s = Snapshot {
+            map_full: vec![("PORTS", 3), ("FLOWS", 0)],
+            ..Snapshot::default()
+        };
+        let mut w = Writer::new();
+        encode(&s, &mut w);
+        let text = w.into_string();
+        assert!(text.contains("# TYPE dataplane_collector_ebpf_map_full_total counter\n"));
+        assert!(text.contains("dataplane_collector_ebpf_map_full_total{map=\"PORTS\"} 3\n"));
+        assert!(text.contains("dataplane_collector_ebpf_map_full_total{map=\"FLOWS\"} 0\n"));
+        let none = Snapshot::default();
+        let mut w = Writer::new();
+        encode(&none, &mut w);
+        assert!(!w.into_string().contains("map_full"));
     }
 }

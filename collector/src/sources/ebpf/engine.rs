@@ -3,18 +3,20 @@
 //! detach everything on shutdown (unless pinned).
 
 use super::btf::Btf;
-use super::{Config, EbpfError, PortTraffic};
-use aya::maps::{Array, MapData, PerCpuHashMap, RingBuf};
+use super::{Config, EbpfError, PortTraffic, pins};
+use aya::maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf};
 use aya::programs::kprobe::KProbeLinkId;
 use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachOptions};
 use aya::programs::{KProbe, LinkOrder, ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 use collector_common::{
     Config as ProgConfig, Counters, DIR_EGRESS, DIR_INGRESS, EVENT_FLOW_END, EVENT_FLOW_START,
-    FlowCounters, FlowEvent, FlowKey, IpvsConnKey, KernelOffsets, PortKey, VportCounters,
+    FlowCounters, FlowEvent, FlowKey, IpvsConnKey, KernelOffsets, MAP_FULL_NAMES, MAP_FULL_PORTS,
+    MAP_FULL_SLOTS, PortKey, VportCounters,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,7 +53,12 @@ struct Loaded {
     /// Kprobes tried (and failed) since their module was last seen loaded: not retried until
     /// the module goes and comes back.
     kprobes_tried: HashSet<&'static str>,
+    /// `--ebpf.pin-path` (checked, symlinks resolved) and its `links` subdirectory.
+    pin_root: Option<PathBuf>,
     pin_dir: Option<PathBuf>,
+    /// Whether the links of netdevs that are no longer OVS ports were swept (once, on the
+    /// first reconcile: only OVSDB knows which netdevs are ours).
+    swept_unwanted: bool,
 }
 
 /// The kprobes: program (named as the kernel function it probes) and the module that has it.
@@ -76,6 +83,8 @@ pub struct Engine {
     unavailable: Mutex<Option<String>>,
     pub(super) retired: Mutex<Retired>,
     pub(super) events: Mutex<FlowEvents>,
+    /// Inserts the daemon made that failed, per `MAP_FULL_*` slot.
+    user_full: [AtomicU64; MAP_FULL_SLOTS as usize],
     cfg: Config,
 }
 
@@ -176,6 +185,7 @@ impl Engine {
             unavailable: Mutex::new(None),
             retired: Mutex::new(Retired::default()),
             events: Mutex::new(FlowEvents::new()),
+            user_full: std::array::from_fn(|_| AtomicU64::new(0)),
             cfg,
         };
         match engine.try_load() {
@@ -195,17 +205,27 @@ impl Engine {
                     .to_owned(),
             );
         }
+        self.cfg.validate()?;
         let mut loader = EbpfLoader::new();
-        loader.map_max_entries("FLOWS", self.cfg.max_flows.max(1024));
-        let pins: Vec<(&'static str, PathBuf)> = match &self.cfg.pin_path {
+        let defs = pins::pinned_maps(&self.cfg);
+        for def in &defs {
+            loader.map_max_entries(def.name, def.max_entries);
+        }
+        let pin_root = match &self.cfg.pin_path {
             Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("--ebpf.pin-path {}: {e}", dir.display()))?;
-                ["PORTS", "FLOWS", "VPORTS", "IPVS_CONNS"]
-                    .iter()
-                    .map(|m| (*m, dir.join(m)))
-                    .collect()
+                let dir = pins::prepare_dir(dir)?;
+                // Before loading: aya reuses whatever is pinned under a map's name.
+                pins::recreate_changed_maps(&dir, &defs);
+                let gone = pins::sweep_links(&dir, None);
+                if !gone.is_empty() {
+                    tracing::info!(pins = ?gone, "pinned links of gone netdevs swept");
+                }
+                Some(dir)
             }
+            None => None,
+        };
+        let pins: Vec<(&'static str, PathBuf)> = match &pin_root {
+            Some(dir) => defs.iter().map(|d| (d.name, dir.join(d.name))).collect(),
             None => Vec::new(),
         };
         for (name, path) in &pins {
@@ -249,7 +269,9 @@ impl Engine {
             attached: BTreeMap::new(),
             kprobes: BTreeMap::new(),
             kprobes_tried: HashSet::new(),
-            pin_dir: self.cfg.pin_path.as_ref().map(|p| p.join("links")),
+            pin_dir: pin_root.as_ref().map(|p| p.join("links")),
+            pin_root,
+            swept_unwanted: false,
         };
         self.attach_kprobes(&mut loaded);
         Ok(loaded)
@@ -375,6 +397,16 @@ impl Engine {
             return Vec::new();
         };
         let mut errors = Vec::new();
+        if !l.swept_unwanted {
+            l.swept_unwanted = true;
+            if let Some(root) = &l.pin_root {
+                let keep: BTreeSet<String> = want.keys().cloned().collect();
+                let gone = pins::sweep_links(root, Some(&keep));
+                if !gone.is_empty() {
+                    tracing::info!(pins = ?gone, "pinned links of netdevs no longer in OVS swept");
+                }
+            }
+        }
         let stale: Vec<(String, u32)> = l
             .attached
             .iter()
@@ -392,8 +424,12 @@ impl Engine {
             if l.attached.contains_key(name) {
                 continue;
             }
-            // A new netdev starts from zero even if its ifindex was used before.
-            forget_ifindex(l, ifindex);
+            // A new netdev starts from zero even if its ifindex was used before; one whose
+            // pinned link survived a restart (still on this very netdev) keeps its counts.
+            if !pinned_on(l, name, ifindex) {
+                forget_ifindex(l, ifindex);
+            }
+            self.reserve_port(l, name, ifindex);
             match attach(l, name) {
                 Ok(a) => {
                     tracing::debug!(interface = %name, ifindex, "attached");
@@ -403,6 +439,75 @@ impl Engine {
             }
         }
         errors
+    }
+
+    /// Makes the port's PORTS entries (both directions) before its programs are attached, so
+    /// a full map shows at once, in the log and on the map-full and limit counters, rather
+    /// than as traffic that is silently not counted. An existing entry is kept.
+    fn reserve_port(&self, l: &mut Loaded, name: &str, ifindex: u32) {
+        const BPF_NOEXIST: u64 = 1;
+        let Some(m) = l.ebpf.map_mut("PORTS") else {
+            return;
+        };
+        let Ok(mut map) = PerCpuHashMap::<&mut MapData, PortKey, Counters>::try_from(m) else {
+            return;
+        };
+        let Ok(cpus) = aya::util::nr_cpus() else {
+            return;
+        };
+        let mut failed = Vec::new();
+        for direction in [DIR_INGRESS, DIR_EGRESS] {
+            let Ok(zero) = PerCpuValues::try_from(vec![Counters::default(); cpus]) else {
+                return;
+            };
+            let key = PortKey {
+                ifindex,
+                direction,
+                _pad: [0; 3],
+            };
+            match map.insert(key, zero, BPF_NOEXIST) {
+                Ok(()) => {}
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        if !failed.is_empty() {
+            self.user_full[MAP_FULL_PORTS as usize]
+                .fetch_add(failed.len() as u64, Ordering::Relaxed);
+            crate::limits::exceeded("ebpf_max_ports");
+            tracing::warn!(
+                interface = %name,
+                ifindex,
+                max_ports = self.cfg.max_ports,
+                error = %failed.join("; "),
+                "PORTS map full: this port's traffic is not counted (raise --ebpf.max-ports)"
+            );
+        }
+    }
+
+    /// Failed inserts per map: the programs' per-CPU counts summed, plus the daemon's own.
+    pub fn map_full(&self) -> Vec<(&'static str, u64)> {
+        let guard = lock(&self.loaded);
+        let kernel: Vec<u64> = guard
+            .as_ref()
+            .and_then(|l| l.ebpf.map("MAP_FULL"))
+            .and_then(|m| PerCpuArray::<&MapData, u64>::try_from(m).ok())
+            .map(|a| {
+                (0..MAP_FULL_SLOTS)
+                    .map(|i| a.get(&i, 0).map_or(0, |v| v.iter().sum()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        MAP_FULL_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let k = kernel.get(i).copied().unwrap_or(0);
+                let u = self.user_full[i].load(Ordering::Relaxed);
+                (*name, k + u)
+            })
+            .collect()
     }
 
     /// Detaches everything (unless `--ebpf.pin-path` keeps it) and unloads.
@@ -680,12 +785,20 @@ fn attach(l: &mut Loaded, name: &str) -> Result<Attached, String> {
         match attach_with(l, name, mode) {
             Ok(a) => {
                 if l.mode.is_none() {
-                    tracing::info!(mode = ?mode, "TC attachment mode");
+                    if last_err.is_empty() {
+                        tracing::info!(mode = ?mode, "TC attachment mode");
+                    } else {
+                        // Not silent: with clsact, links are not pinned across restarts.
+                        tracing::warn!(mode = ?mode, tcx_error = %last_err, "TC attachment mode (TCX failed)");
+                    }
                     l.mode = Some(mode);
                 }
                 return Ok(a);
             }
-            Err(e) => last_err = format!("{mode:?}: {e}"),
+            Err(e) => {
+                tracing::debug!(interface = %name, mode = ?mode, error = %e, "attach failed");
+                last_err = format!("{mode:?}: {e}");
+            }
         }
     }
     Err(last_err)
@@ -714,7 +827,7 @@ fn attach_with(l: &mut Loaded, name: &str, mode: AttachMode) -> Result<Attached,
             (ing, TcAttachType::Ingress, "ingress"),
             (eg, TcAttachType::Egress, "egress"),
         ] {
-            let pin = dir.join(format!("{name}.{suffix}"));
+            let pin = dir.join(pins::link_pin_file(name, suffix));
             attach_pinned(l, p, name, t, &pin)?;
             pins.push(pin);
         }
@@ -756,6 +869,12 @@ fn attach_pinned(
 ) -> Result<(), String> {
     use aya::programs::links::{FdLink, PinnedLink};
     use aya::programs::tc::SchedClassifierLink;
+    // A link whose netdev went (defunct: updating it fails) or that sits on another netdev
+    // is replaced, not updated.
+    if pin.exists() && ifindex(name).is_none_or(|i| pins::tcx_link_ifindex(pin) != Some(i)) {
+        tracing::info!(pin = %pin.display(), "stale pinned link replaced");
+        let _ = std::fs::remove_file(pin);
+    }
     let p = prog(l, prog_name)?;
     let existing = PinnedLink::from_pin(pin).ok();
     let had_pin = existing.is_some();
@@ -774,9 +893,28 @@ fn attach_pinned(
     let fd = FdLink::try_from(link).map_err(|e| e.to_string())?;
     if !had_pin {
         fd.pin(pin)
-            .map_err(|e| format!("pinning {}: {e}", pin.display()))?;
+            .map_err(|e| format!("pinning {}: {}", pin.display(), error_chain(&e)))?;
     }
     Ok(())
+}
+
+/// An error with its sources (aya's errors keep the errno in theirs).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Whether `name`'s pinned ingress link (from an earlier run) is on this very netdev.
+fn pinned_on(l: &Loaded, name: &str, ifindex: u32) -> bool {
+    l.pin_dir.as_ref().is_some_and(|dir| {
+        pins::tcx_link_ifindex(&dir.join(pins::link_pin_file(name, "ingress"))) == Some(ifindex)
+    })
 }
 
 fn detach(l: &mut Loaded, name: &str, a: Attached) {

@@ -14,6 +14,7 @@ pub mod btf;
 pub mod classify;
 pub mod encode;
 pub mod engine;
+pub mod pins;
 
 use crate::exposition::Writer;
 use crate::ovsdb::Handle;
@@ -35,6 +36,11 @@ pub struct Config {
     pub noop: bool,
     /// Size of the flow map (`--ebpf.max-flows`).
     pub max_flows: u32,
+    /// Netdevs the per-port maps hold (`--ebpf.max-ports`): PORTS has two entries per port
+    /// (both directions), VPORTS one.
+    pub max_ports: u32,
+    /// Size of the IPVS (service, real server) map (`--ebpf.max-ipvs-conns`, LRU).
+    pub max_ipvs_conns: u32,
     /// Flows with series of their own (the most bytes); the rest are folded per port.
     pub max_flow_series: usize,
     /// Pin maps and links here (bpffs), so counters survive restarts.
@@ -43,6 +49,62 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Where the bridges' OpenFlow sockets are (for cookie classification).
     pub rundir: PathBuf,
+}
+
+/// `--ebpf.max-ports`: at least one port, at most 2^18 (PORTS then holds 2^19 entries).
+pub const MAX_PORTS_RANGE: std::ops::RangeInclusive<i64> = 1..=262_144;
+/// `--ebpf.max-flows`: LRU maps smaller than this evict in batches bigger than they are.
+pub const MAX_FLOWS_RANGE: std::ops::RangeInclusive<i64> = 1024..=16_777_216;
+/// `--ebpf.max-ipvs-conns`: an LRU map too, as for the flows.
+pub const MAX_IPVS_CONNS_RANGE: std::ops::RangeInclusive<i64> = 1024..=16_777_216;
+/// Default `--ebpf.max-ports` (PORTS keeps its former 8192 entries).
+pub const DEFAULT_MAX_PORTS: u32 = 4096;
+/// Default `--ebpf.max-ipvs-conns`.
+pub const DEFAULT_MAX_IPVS_CONNS: u32 = 65_536;
+
+/// PORTS entries for `max_ports` netdevs: one per direction.
+pub fn ports_map_entries(max_ports: u32) -> u32 {
+    max_ports.saturating_mul(2)
+}
+
+impl Config {
+    /// Checks the map sizes against their ranges (the command line already did; this is for
+    /// other callers of [`engine::Engine::load`]).
+    pub fn validate(&self) -> Result<(), String> {
+        for (flag, value, range) in [
+            ("--ebpf.max-ports", self.max_ports, MAX_PORTS_RANGE),
+            ("--ebpf.max-flows", self.max_flows, MAX_FLOWS_RANGE),
+            (
+                "--ebpf.max-ipvs-conns",
+                self.max_ipvs_conns,
+                MAX_IPVS_CONNS_RANGE,
+            ),
+        ] {
+            if !range.contains(&i64::from(value)) {
+                return Err(format!(
+                    "{flag}={value} is out of range {}..={}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Defaults for tests and tools (no pinning, default sizes).
+    pub fn for_tests() -> Config {
+        Config {
+            flows: true,
+            noop: false,
+            max_flows: 65_536,
+            max_ports: DEFAULT_MAX_PORTS,
+            max_ipvs_conns: DEFAULT_MAX_IPVS_CONNS,
+            max_flow_series: 0,
+            pin_path: None,
+            idle_timeout: Duration::from_secs(30),
+            rundir: "/nonexistent".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -100,6 +162,8 @@ pub struct Snapshot {
     pub ipvs: Vec<(IpvsConnKey, u64)>,
     pub hooks: Vec<(&'static str, bool)>,
     pub mode: Option<engine::AttachMode>,
+    /// Failed inserts per map, kernel and daemon side (`MAP_FULL_NAMES` order).
+    pub map_full: Vec<(&'static str, u64)>,
 }
 
 pub struct EbpfSource {
@@ -350,6 +414,7 @@ impl Source for EbpfSource {
                     .map(|(i, e)| (*i, *e))
                     .collect();
             }
+            snap.map_full = engine.map_full();
             let kprobes = engine.kprobes();
             if kprobes.iter().any(|k| k.starts_with("ovs_")) {
                 snap.vports = engine.vports()?.into_iter().collect();
