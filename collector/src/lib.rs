@@ -171,7 +171,7 @@ pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartEr
         ovs_rundir: args.ovs_rundir.clone(),
         permits: Arc::new(tokio::sync::Semaphore::new(args.max_requests.max(1))),
         flow_api: args.enable_flow_api,
-        limiter: server::RateLimiter::new(args.rate_limit, args.rate_burst, exempt),
+        limiter: server::RateLimiter::new(args.rate_limit, args.rate_burst, exempt.clone()),
         web,
         http: server::conn::HttpLimits {
             max_connections: args.max_connections.max(1),
@@ -180,6 +180,8 @@ pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartEr
             write_timeout: args.write_timeout,
         },
         busy: server::Busy::default(),
+        per_client: (args.max_requests.max(1) / 2).max(1),
+        exempt,
     }))
 }
 

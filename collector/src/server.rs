@@ -45,15 +45,46 @@ pub struct AppState {
     pub web: crate::webconfig::WebConfigWatch,
     /// `--web.max-connections` and the timeouts.
     pub http: conn::HttpLimits,
-    /// When each `--web.max-requests` permit now held was taken (for /healthz).
+    /// When each `--web.max-requests` permit now held was taken (for /healthz), and by whom.
     pub busy: Busy,
+    /// Permits one client address may hold at once: half of `--web.max-requests` (at least 1),
+    /// so that no single client can take every slot from Prometheus.
+    pub per_client: usize,
+    /// `--web.rate-limit-exempt`: never rate limited, nor held to `per_client`.
+    pub exempt: Vec<ipnet::IpNet>,
 }
 
 impl AppState {
-    /// A `--web.max-requests` permit, `None` when all are taken.
-    pub fn try_permit(&self) -> Option<ScrapePermit> {
-        let permit = self.permits.clone().try_acquire_owned().ok()?;
-        Some(self.busy.enter(permit))
+    /// A `--web.max-requests` permit for a request from `client`; refused when all are taken,
+    /// or when `client` (not in `--web.rate-limit-exempt`) already holds its share
+    /// ([`AppState::per_client`]).
+    pub fn try_permit(&self, client: Option<IpAddr>) -> Result<ScrapePermit, NoPermit> {
+        let client = client
+            .map(|c| c.to_canonical())
+            .filter(|c| !self.exempt.iter().any(|net| net.contains(c)));
+        let mut busy = self.busy.lock();
+        if let Some(c) = client
+            && busy.per_client.get(&c).copied().unwrap_or(0) >= self.per_client
+        {
+            drop(busy);
+            crate::limits::exceeded("http_requests_per_client");
+            return Err(NoPermit::ClientShare);
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Err(NoPermit::AllBusy);
+        };
+        busy.next += 1;
+        let id = busy.next;
+        busy.since.insert(id, std::time::Instant::now());
+        if let Some(c) = client {
+            *busy.per_client.entry(c).or_insert(0) += 1;
+        }
+        Ok(ScrapePermit {
+            _permit: permit,
+            id,
+            client,
+            busy: self.busy.clone(),
+        })
     }
 
     /// False when every permit has been held longer than a scrape can take (the scrape timeout
@@ -69,6 +100,21 @@ impl AppState {
     }
 }
 
+/// Why a request got no `--web.max-requests` permit (HTTP 503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoPermit {
+    #[error("too many scrapes at once (--web.max-requests)")]
+    AllBusy,
+    #[error("too many requests at once from this address (half of --web.max-requests)")]
+    ClientShare,
+}
+
+impl IntoResponse for NoPermit {
+    fn into_response(self) -> Response {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{self}\n")).into_response()
+    }
+}
+
 /// The permits held now, with when each was taken.
 #[derive(Debug, Default, Clone)]
 pub struct Busy(Arc<Mutex<BusyState>>);
@@ -77,6 +123,8 @@ pub struct Busy(Arc<Mutex<BusyState>>);
 struct BusyState {
     next: u64,
     since: HashMap<u64, std::time::Instant>,
+    /// Permits held per client address (exempt addresses are not counted).
+    per_client: HashMap<IpAddr, usize>,
 }
 
 impl Busy {
@@ -84,18 +132,6 @@ impl Busy {
         match self.0.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    fn enter(&self, permit: OwnedSemaphorePermit) -> ScrapePermit {
-        let mut s = self.lock();
-        s.next += 1;
-        let id = s.next;
-        s.since.insert(id, std::time::Instant::now());
-        ScrapePermit {
-            _permit: permit,
-            id,
-            busy: self.clone(),
         }
     }
 
@@ -110,12 +146,22 @@ impl Busy {
 pub struct ScrapePermit {
     _permit: OwnedSemaphorePermit,
     id: u64,
+    client: Option<IpAddr>,
     busy: Busy,
 }
 
 impl Drop for ScrapePermit {
     fn drop(&mut self) {
-        self.busy.lock().since.remove(&self.id);
+        let mut busy = self.busy.lock();
+        busy.since.remove(&self.id);
+        if let Some(c) = self.client
+            && let Some(n) = busy.per_client.get_mut(&c)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                busy.per_client.remove(&c);
+            }
+        }
     }
 }
 
@@ -309,7 +355,19 @@ async fn index() -> impl IntoResponse {
     )
 }
 
-async fn flow_api(State(app): State<Arc<AppState>>, Query(q): Params, h: HeaderMap) -> Response {
+/// The client's address, from the accept loop (absent when the router is driven directly).
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>;
+
+fn peer_ip(peer: &Peer) -> Option<IpAddr> {
+    peer.as_ref().map(|p| p.0.0.ip())
+}
+
+async fn flow_api(
+    State(app): State<Arc<AppState>>,
+    Query(q): Params,
+    h: HeaderMap,
+    peer: Peer,
+) -> Response {
     if !app.flow_api {
         return (
             StatusCode::NOT_FOUND,
@@ -318,7 +376,7 @@ async fn flow_api(State(app): State<Arc<AppState>>, Query(q): Params, h: HeaderM
             .into_response();
     }
     let deadline = deadline(&app, &h);
-    crate::flows::api::handle(&app, &q, deadline).await
+    crate::flows::api::handle(&app, &q, deadline, peer_ip(&peer)).await
 }
 
 /// 200 `ok`, or 503 when scrapes cannot make progress (see [`AppState::healthy`]).
@@ -336,20 +394,61 @@ async fn healthz(State(app): State<Arc<AppState>>) -> Response {
 
 type Params = Query<Vec<(String, String)>>;
 
-async fn metrics(State(app): State<Arc<AppState>>, Query(q): Params, h: HeaderMap) -> Response {
-    scrape(app, Endpoint::Metrics, q, h).await
+async fn metrics(
+    State(app): State<Arc<AppState>>,
+    Query(q): Params,
+    h: HeaderMap,
+    peer: Peer,
+) -> Response {
+    scrape(app, Endpoint::Metrics, q, h, peer_ip(&peer)).await
 }
 
-async fn ports(State(app): State<Arc<AppState>>, Query(q): Params, h: HeaderMap) -> Response {
-    scrape(app, Endpoint::OpenFlow(OpenFlowSlice::PORTS), q, h).await
+async fn ports(
+    State(app): State<Arc<AppState>>,
+    Query(q): Params,
+    h: HeaderMap,
+    peer: Peer,
+) -> Response {
+    scrape(
+        app,
+        Endpoint::OpenFlow(OpenFlowSlice::PORTS),
+        q,
+        h,
+        peer_ip(&peer),
+    )
+    .await
 }
 
-async fn flows(State(app): State<Arc<AppState>>, Query(q): Params, h: HeaderMap) -> Response {
-    scrape(app, Endpoint::OpenFlow(OpenFlowSlice::FLOWS), q, h).await
+async fn flows(
+    State(app): State<Arc<AppState>>,
+    Query(q): Params,
+    h: HeaderMap,
+    peer: Peer,
+) -> Response {
+    scrape(
+        app,
+        Endpoint::OpenFlow(OpenFlowSlice::FLOWS),
+        q,
+        h,
+        peer_ip(&peer),
+    )
+    .await
 }
 
-async fn groups(State(app): State<Arc<AppState>>, Query(q): Params, h: HeaderMap) -> Response {
-    scrape(app, Endpoint::OpenFlow(OpenFlowSlice::GROUPS), q, h).await
+async fn groups(
+    State(app): State<Arc<AppState>>,
+    Query(q): Params,
+    h: HeaderMap,
+    peer: Peer,
+) -> Response {
+    scrape(
+        app,
+        Endpoint::OpenFlow(OpenFlowSlice::GROUPS),
+        q,
+        h,
+        peer_ip(&peer),
+    )
+    .await
 }
 
 #[derive(Clone, Copy)]
@@ -388,13 +487,11 @@ async fn scrape(
     endpoint: Endpoint,
     query: Vec<(String, String)>,
     headers: HeaderMap,
+    client: Option<IpAddr>,
 ) -> Response {
-    let Some(permit) = app.try_permit() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many scrapes at once (--web.max-requests)\n",
-        )
-            .into_response();
+    let permit = match app.try_permit(client) {
+        Ok(p) => p,
+        Err(refused) => return refused.into_response(),
     };
 
     let targets: Vec<&str> = query
@@ -600,18 +697,56 @@ mod tests {
         assert!(crate::limits::count("http_rate_limit_clients") > before);
     }
 
+    fn state(max_requests: usize, exempt: &[&str]) -> AppState {
+        let exempt: Vec<String> = exempt.iter().map(|s| (*s).to_owned()).collect();
+        AppState {
+            registry: Registry::new(),
+            shutdown: Vec::new(),
+            scrape_timeout: Duration::from_secs(10),
+            allowed_targets: AllowList::parse::<String>(&[]).expect("empty allowlist"),
+            target_port: 6653,
+            ovs_rundir: PathBuf::from("/nonexistent"),
+            permits: Arc::new(Semaphore::new(max_requests)),
+            flow_api: false,
+            limiter: None,
+            web: crate::webconfig::WebConfigWatch::default(),
+            http: conn::HttpLimits::default(),
+            busy: Busy::default(),
+            per_client: (max_requests / 2).max(1),
+            exempt: RateLimiter::parse_exempt(&exempt).expect("exempt"),
+        }
+    }
+
     #[test]
-    fn unhealthy_only_when_every_permit_is_stuck() {
-        let busy = Busy::default();
-        let sem = Arc::new(Semaphore::new(2));
-        let p1 = busy.enter(sem.clone().try_acquire_owned().expect("permit"));
-        assert!(busy.youngest().is_some());
-        let p2 = busy.enter(sem.clone().try_acquire_owned().expect("permit"));
-        let young = busy.youngest().expect("held");
-        drop(p2);
-        assert!(busy.youngest().expect("held") <= young);
-        drop(p1);
-        assert!(busy.youngest().is_none(), "released on drop");
+    fn permits_are_shared_fairly_and_tracked_for_healthz() {
+        let app = state(4, &["127.0.0.1/32"]);
+        let a = Some("10.0.0.1".parse().expect("ip"));
+        let prom = Some("127.0.0.1".parse().expect("ip"));
+        let before = crate::limits::count("http_requests_per_client");
+        let a1 = app.try_permit(a).expect("first");
+        let _a2 = app.try_permit(a).expect("second: half of 4");
+        let refused = app.try_permit(a).expect_err("a third from one address");
+        assert_eq!(refused, NoPermit::ClientShare);
+        assert_eq!(crate::limits::count("http_requests_per_client"), before + 1);
+        assert!(app.healthy(), "permits left");
+        let _p1 = app
+            .try_permit(prom)
+            .expect("exempt address, not held to half");
+        let _p2 = app
+            .try_permit(prom)
+            .expect("exempt address, not held to half");
+        assert_eq!(
+            app.try_permit(prom).err(),
+            Some(NoPermit::AllBusy),
+            "none left"
+        );
+        assert!(app.healthy(), "all held, but only just now");
+        assert!(app.busy.youngest().is_some());
+        drop(a1);
+        assert!(
+            app.try_permit(a).is_ok(),
+            "its share back once one is dropped"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Root-only: the HTTP server's own bounds, against the daemon serving a real Open vSwitch
 //! bridge with a large flow table:
 //!
-//! - clients that ask for a large /flows and never read do not stall anyone else, and are reset
-//!   after `--web.write-timeout` (their permits freed);
+//! - clients that ask for a large /flows and never read do not stall anyone else (one address
+//!   gets half the `--web.max-requests` slots at most), and are reset after
+//!   `--web.write-timeout` (their slots freed);
 //! - a client that sends nothing, or half a header, is closed after `--web.header-timeout`; a
 //!   keep-alive connection is not, between requests, and is closed after `--web.idle-timeout`;
 //! - connections past `--web.max-connections` are closed at once, and the server serves again
@@ -140,20 +141,29 @@ fn clients_that_never_read_are_reset_and_stall_nobody() -> Result<()> {
         "--ovs.rundir",
         &rundir,
         "--web.write-timeout",
-        "3s",
+        "5s",
     ]))?;
     let (status, full) = d.get("/flows")?;
     assert_eq!(status, 200);
     assert!(full.contains(&br), "the bridge is served");
     let before = limit_count(&d, "http_write_timeout")?;
 
-    // Four clients ask for the large table and never read it.
+    // Four clients of one address ask for the large table and never read it: half of
+    // --web.max-requests (8), all one address may hold.
+    let bad = Ipv4Addr::new(127, 0, 0, 2);
     let mut stuck = Vec::new();
     for _ in 0..4 {
-        let mut s = connect(None, Some(4096), d.addr)?;
+        let mut s = connect(Some(bad), Some(4096), d.addr)?;
         s.write_all(request("/flows").as_bytes())?;
+        // The status line: this one holds its slot now (and reads nothing more).
+        let mut status = [0u8; 12];
+        s.set_read_timeout(Some(PATIENCE))?;
+        s.read_exact(&mut status)?;
+        assert_eq!(&status, b"HTTP/1.1 200");
         stuck.push(s);
     }
+    // A fifth from that address is refused.
+    assert_eq!(status_from(bad, d.addr, "/groups")?, 503);
     // Everyone else is served meanwhile.
     for _ in 0..3 {
         let (status, body) = d.get("/metrics")?;
@@ -339,6 +349,9 @@ fn healthz_is_503_while_every_scrape_slot_is_stuck() -> Result<()> {
         &rundir,
         "--web.max-requests",
         "2",
+        // One address may take only half the slots, unless exempt.
+        "--web.rate-limit-exempt",
+        "127.0.0.1/32",
         "--scrape.timeout",
         "1s",
         "--web.write-timeout",

@@ -53,6 +53,7 @@ pub async fn handle(
     app: &crate::server::AppState,
     query: &[(String, String)],
     deadline: tokio::time::Instant,
+    client: Option<std::net::IpAddr>,
 ) -> Response {
     let mut wanted: Vec<&str> = Vec::new();
     let mut filter_expr = None;
@@ -74,12 +75,9 @@ pub async fn handle(
         Err(e) => return (StatusCode::BAD_REQUEST, format!("bad filter: {e}\n")).into_response(),
     };
     // A --web.max-requests permit, held until the body is sent whole (or abandoned).
-    let Some(permit) = app.try_permit() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many scrapes at once (--web.max-requests)\n",
-        )
-            .into_response();
+    let permit = match app.try_permit(client) {
+        Ok(p) => p,
+        Err(refused) => return refused.into_response(),
     };
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"{\"node\": ");
