@@ -703,7 +703,7 @@ mod tests {
             registry: Registry::new(),
             shutdown: Vec::new(),
             scrape_timeout: Duration::from_secs(10),
-            allowed_targets: AllowList::parse::<String>(&[]).expect("empty allowlist"),
+            allowed_targets: AllowList::parse::<String>(&[], 16633).expect("empty allowlist"),
             target_port: 6653,
             ovs_rundir: PathBuf::from("/nonexistent"),
             permits: Arc::new(Semaphore::new(max_requests)),
