@@ -20,12 +20,14 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("openflow_oxm", openflow_oxm),
     ("openflow_actions", openflow_actions),
     ("ovsdb_message", ovsdb_message),
+    ("ovsdb_framing", ovsdb_framing),
     ("ipvs_netlink", ipvs_netlink),
     ("rtnetlink_link", rtnetlink_link),
     ("btf", btf),
     ("flow_text", flow_text),
     ("flow_filter", flow_filter),
     ("target", target),
+    ("web_config", web_config),
 ];
 
 /// A whole OpenFlow message as read off the socket: the header, HELLO, ERROR, and a multipart
@@ -175,4 +177,26 @@ pub fn target(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = target::parse(&text, 16633);
     let _ = target::AllowList::parse(&[text.as_ref()], 16633);
+}
+
+/// The OVSDB stream framer: bytes as they arrive, split at a point the input chooses, into
+/// whole JSON values (bounded to 1 MiB a message here).
+pub fn ovsdb_framing(data: &[u8]) {
+    let cut = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+    let mut framer = crate::ovsdb::proto::Framer::new(1 << 20);
+    for part in [&data[..cut], &data[cut..]] {
+        framer.push(part);
+        loop {
+            match framer.next_value() {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
+
+/// A `--web.config.file` (exporter-toolkit YAML), parsed; paths resolve under a directory that
+/// does not exist, so nothing is read.
+pub fn web_config(data: &[u8]) {
+    let _ = crate::webconfig::parse(data, std::path::Path::new("/nonexistent-fuzz-dir"));
 }

@@ -172,19 +172,22 @@ impl Btf {
             return None;
         }
         for m in &t.members {
+            // Offsets come from the file: one past u32 is malformed BTF, not a panic.
+            let Some(bits) = base_bits.checked_add(m.bit_offset) else {
+                continue;
+            };
             if m.name_off != 0 {
                 if self.string(m.name_off) == member {
-                    return Some(base_bits + m.bit_offset);
+                    return Some(bits);
                 }
                 continue;
             }
             // Anonymous struct or union: look inside.
             if let Some(inner) = self.resolve(m.type_id)
                 && (inner.kind == KIND_STRUCT || inner.kind == KIND_UNION)
-                && let Some(bits) =
-                    self.find_member(inner, member, base_bits + m.bit_offset, depth + 1)
+                && let Some(found) = self.find_member(inner, member, bits, depth + 1)
             {
-                return Some(bits);
+                return Some(found);
             }
         }
         None
