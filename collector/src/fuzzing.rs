@@ -186,12 +186,7 @@ pub fn ovsdb_framing(data: &[u8]) {
     let mut framer = crate::ovsdb::proto::Framer::new(1 << 20);
     for part in [&data[..cut], &data[cut..]] {
         framer.push(part);
-        loop {
-            match framer.next_value() {
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
+        while let Ok(Some(_)) = framer.next_value() {}
     }
 }
 
