@@ -352,8 +352,10 @@ fn healthz_is_503_while_every_scrape_slot_is_stuck() -> Result<()> {
         // One address may take only half the slots, unless exempt.
         "--web.rate-limit-exempt",
         "127.0.0.1/32",
+        // Long enough that the 40k-flow read succeeds on a loaded machine (a failed read is a
+        // tiny response that frees its slot at once, and /healthz never goes 503).
         "--scrape.timeout",
-        "1s",
+        "10s",
         "--web.write-timeout",
         "5s",
     ]))?;
@@ -367,7 +369,8 @@ fn healthz_is_503_while_every_scrape_slot_is_stuck() -> Result<()> {
         s.write_all(request("/flows").as_bytes())?;
         let stop = stop.clone();
         readers.push(std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
+            // About 100 KB/s: the response lasts over a minute, never stalls for 5 s.
+            let mut buf = [0u8; 1024];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 if matches!(s.read(&mut buf), Ok(0) | Err(_)) {
                     return false;
