@@ -98,18 +98,11 @@ pub fn openflow_actions(data: &[u8]) {
     let _ = actions::next_tables(data, current);
 }
 
-/// One JSON-RPC message from ovsdb-server: classified, and its table updates read.
+/// One JSON-RPC message from ovsdb-server: classified, and its table updates decoded into
+/// rows (as the monitor connection does), and the bytes read as table updates on their own.
 pub fn ovsdb_message(data: &[u8]) {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
-        return;
-    };
-    let _ = crate::ovsdb::proto::table_updates(&v);
-    if let Ok(crate::ovsdb::proto::Incoming::Notification { params, .. }) =
-        crate::ovsdb::proto::classify(v)
-        && let Some(updates) = params.get(1)
-    {
-        let _ = crate::ovsdb::proto::table_updates(updates);
-    }
+    let _ = crate::ovsdb::message::decode(data, 1);
+    let _ = crate::ovsdb::replica::decode(data);
 }
 
 /// A generic-netlink datagram from the kernel's IPVS family: every message classified and its

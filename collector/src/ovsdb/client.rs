@@ -3,8 +3,9 @@
 //! server's `echo`, and reconnects with exponential backoff. Scrapes read the replica after a
 //! barrier (an `echo` round trip), so a change committed before the scrape started is seen.
 
-use super::proto::{self, Framer, Incoming, ProtoError};
-use super::replica::{self, Change, Replica};
+use super::message::{self, Message};
+use super::proto::{self, Framer, ProtoError};
+use super::replica::Replica;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -84,8 +85,6 @@ enum SessionError {
     Hung { silent: Duration },
     #[error("monitor refused: {0}")]
     MonitorRefused(String),
-    #[error("update without table updates")]
-    BadUpdate,
 }
 
 /// The state scrapes see.
@@ -365,37 +364,10 @@ async fn send(
     }
 }
 
-/// One message, parsed and (for row updates) decoded: everything costly, no I/O.
-enum Message {
-    Monitor(Result<Vec<Change>, SessionError>),
-    Update(Vec<Change>),
-    Reply(Value),
-    Echo { id: Value, params: Value },
-    Other(Incoming),
-}
-
 const MONITOR_ID: u64 = 1;
 
 fn decode_message(bytes: &[u8]) -> Result<Message, SessionError> {
-    let msg = proto::classify(proto::parse(bytes)?)?;
-    Ok(match msg {
-        Incoming::Response { id, result, error } if id == MONITOR_ID => {
-            if error.is_null() {
-                Message::Monitor(replica::decode(&result).map_err(SessionError::from))
-            } else {
-                Message::Monitor(Err(SessionError::MonitorRefused(error.to_string())))
-            }
-        }
-        Incoming::Response { id, .. } => Message::Reply(id),
-        Incoming::Notification { method, params } if method == "update" => {
-            let updates = params.get(1).ok_or(SessionError::BadUpdate)?;
-            Message::Update(replica::decode(updates)?)
-        }
-        Incoming::Request { id, method, params } if method == "echo" => {
-            Message::Echo { id, params }
-        }
-        other => Message::Other(other),
-    })
+    Ok(message::decode(bytes, MONITOR_ID)?)
 }
 
 /// Parses a message; a large one with `block_in_place`, so the other tasks on this worker
@@ -455,8 +427,11 @@ async fn session(
                         decoding += t.elapsed();
                     }
                     match msg {
+                        Message::MonitorRefused(error) => {
+                            return Err(SessionError::MonitorRefused(error));
+                        }
                         Message::Monitor(changes) => {
-                            Arc::make_mut(&mut replica).apply_changes(changes?);
+                            Arc::make_mut(&mut replica).apply_changes(changes);
                             monitoring = true;
                             *backoff = BACKOFF_MIN;
                             let Some(h) = handle.upgrade() else { return Ok(()) };
@@ -487,8 +462,8 @@ async fn session(
                         Message::Echo { id, params } => {
                             send(&mut stream, "echo reply", &proto::echo_reply(id, params)).await?;
                         }
-                        Message::Other(other) => {
-                            tracing::debug!(message = ?other, "ignoring ovsdb message");
+                        Message::Other { method } => {
+                            tracing::debug!(?method, "ignoring ovsdb message");
                         }
                     }
                 }

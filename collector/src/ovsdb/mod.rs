@@ -2,11 +2,13 @@
 //! Port and Interface tables kept as a replica from pushed updates, and reconnection with
 //! backoff. No `ovs-vsctl`, no polling.
 //!
-//! - [`proto`]: framing, messages, OVSDB data types, table updates (pure);
-//! - [`replica`]: the monitored rows and their joins (pure);
+//! - [`proto`]: framing, requests, OVSDB data types (pure);
+//! - [`replica`]: the monitored rows (decoded by serde from the bytes) and their joins (pure);
+//! - [`message`]: one JSON-RPC message classified, its table updates decoded (pure);
 //! - [`client`]: the long-lived monitor task and the handle scrapes read through.
 
 pub mod client;
+pub mod message;
 pub mod proto;
 pub mod replica;
 

@@ -1,42 +1,65 @@
 //! The rows we monitor, kept current from `monitor` updates. Pure: no I/O.
 
-use super::proto::{
-    ProtoError, RowUpdate, datum_i64, datum_string, datum_uuids, int_map, string_map,
-};
-use serde_json::Value;
+use super::proto::{ProtoError, datum};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+// The rows are decoded by serde straight from a message's bytes (`datum` reads each column's
+// OVSDB type); columns we do not monitor are skipped, a missing one is its default.
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
 pub struct Bridge {
+    #[serde(deserialize_with = "datum::string")]
     pub name: String,
+    #[serde(deserialize_with = "datum::uuids")]
     pub ports: Vec<String>,
+    #[serde(deserialize_with = "datum::nonempty_string")]
     pub datapath_type: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
 pub struct Port {
+    #[serde(deserialize_with = "datum::string")]
     pub name: String,
+    #[serde(deserialize_with = "datum::uuids")]
     pub interfaces: Vec<String>,
     /// Some CNIs (Antrea) write the pod's identity on the Port row rather than the Interface.
+    #[serde(deserialize_with = "datum::string_map")]
     pub external_ids: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
 pub struct Interface {
+    #[serde(deserialize_with = "datum::string")]
     pub name: String,
     /// `type`: empty for ordinary system interfaces.
+    #[serde(rename = "type", deserialize_with = "datum::string")]
     pub kind: String,
+    #[serde(deserialize_with = "datum::opt_i64")]
     pub ofport: Option<i64>,
+    #[serde(deserialize_with = "datum::opt_string")]
     pub mac_in_use: Option<String>,
+    #[serde(deserialize_with = "datum::string_map")]
     pub external_ids: BTreeMap<String, String>,
+    #[serde(deserialize_with = "datum::int_map")]
     pub statistics: BTreeMap<String, i64>,
+    #[serde(deserialize_with = "datum::opt_string")]
     pub link_state: Option<String>,
+    #[serde(deserialize_with = "datum::opt_string")]
     pub admin_state: Option<String>,
+    #[serde(deserialize_with = "datum::opt_i64")]
     pub link_resets: Option<i64>,
     /// Bits per second.
+    #[serde(deserialize_with = "datum::opt_i64")]
     pub link_speed: Option<i64>,
+    #[serde(deserialize_with = "datum::opt_i64")]
     pub mtu: Option<i64>,
+    #[serde(deserialize_with = "datum::opt_string")]
     pub error: Option<String>,
 }
 
@@ -71,89 +94,99 @@ pub struct InterfaceView<'a> {
     pub port_external_ids: &'a BTreeMap<String, String>,
 }
 
-type Row = serde_json::Map<String, Value>;
+/// `<table-updates>` (`{table: {uuid: {"old": …, "new": …}}}`) decoded into row changes, in
+/// the order they came. Tables other than ours are skipped unread.
+#[derive(Debug, Default, PartialEq)]
+pub struct Changes(pub Vec<Change>);
 
-fn col<'a>(row: &'a Row, name: &str) -> Option<&'a Value> {
-    row.get(name)
+/// One `<row-update>`: only `new` matters (a deleted row has none; a modified one's `new` holds
+/// every monitored column).
+#[derive(Deserialize)]
+struct RowUpdate<T> {
+    new: Option<T>,
 }
 
-fn bridge(row: &Row) -> Bridge {
-    Bridge {
-        name: col(row, "name").and_then(datum_string).unwrap_or_default(),
-        ports: col(row, "ports").map(datum_uuids).unwrap_or_default(),
-        datapath_type: col(row, "datapath_type")
-            .and_then(datum_string)
-            .filter(|s| !s.is_empty()),
+/// The rows of one table update, pushed to `out` as changes made by `make`.
+struct Rows<'a, T, F> {
+    out: &'a mut Vec<Change>,
+    make: F,
+    row: std::marker::PhantomData<T>,
+}
+
+fn rows<T, F>(out: &mut Vec<Change>, make: F) -> Rows<'_, T, F> {
+    Rows {
+        out,
+        make,
+        row: std::marker::PhantomData,
     }
 }
 
-fn port(row: &Row) -> Port {
-    Port {
-        name: col(row, "name").and_then(datum_string).unwrap_or_default(),
-        interfaces: col(row, "interfaces").map(datum_uuids).unwrap_or_default(),
-        external_ids: col(row, "external_ids").map(string_map).unwrap_or_default(),
+impl<'de, T, F> de::DeserializeSeed<'de> for Rows<'_, T, F>
+where
+    T: Deserialize<'de>,
+    F: Fn(Arc<str>, Option<Arc<T>>) -> Change,
+{
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-fn interface(row: &Row) -> Interface {
-    Interface {
-        name: col(row, "name").and_then(datum_string).unwrap_or_default(),
-        kind: col(row, "type").and_then(datum_string).unwrap_or_default(),
-        ofport: col(row, "ofport").and_then(datum_i64),
-        mac_in_use: col(row, "mac_in_use").and_then(datum_string),
-        external_ids: col(row, "external_ids").map(string_map).unwrap_or_default(),
-        statistics: col(row, "statistics").map(int_map).unwrap_or_default(),
-        link_state: col(row, "link_state").and_then(datum_string),
-        admin_state: col(row, "admin_state").and_then(datum_string),
-        link_resets: col(row, "link_resets").and_then(datum_i64),
-        link_speed: col(row, "link_speed").and_then(datum_i64),
-        mtu: col(row, "mtu").and_then(datum_i64),
-        error: col(row, "error").and_then(datum_string),
+impl<'de, T, F> Visitor<'de> for Rows<'_, T, F>
+where
+    T: Deserialize<'de>,
+    F: Fn(Arc<str>, Option<Arc<T>>) -> Change,
+{
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a table update (rows by UUID)")
     }
-}
-
-/// Decodes `<table-updates>` (`{table: {uuid: {"old": …, "new": …}}}`) into row changes,
-/// without touching any replica (the costly part of an update, done before the cheap one).
-/// Tables other than ours are skipped.
-pub fn decode(updates: &Value) -> Result<Vec<Change>, ProtoError> {
-    let Value::Object(tables) = updates else {
-        return Err(ProtoError::Unexpected {
-            what: "table updates",
-            detail: "not an object".to_owned(),
-        });
-    };
-    let mut out = Vec::new();
-    for (table, rows) in tables {
-        let Value::Object(rows) = rows else {
-            return Err(ProtoError::Unexpected {
-                what: "table update",
-                detail: format!("{table}: not an object"),
-            });
-        };
-        if !matches!(table.as_str(), "Bridge" | "Port" | "Interface") {
-            continue;
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+        if let Some(n) = m.size_hint() {
+            self.out.reserve(n);
         }
-        out.reserve(rows.len());
-        for (uuid, change) in rows {
-            let new = match change.get("new") {
-                Some(Value::Object(row)) => Some(row),
-                Some(other) => {
-                    return Err(ProtoError::Unexpected {
-                        what: "row update",
-                        detail: format!("{table} {uuid}: \"new\" is {other}"),
-                    });
+        while let Some(uuid) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+            let update: RowUpdate<T> = m.next_value()?;
+            self.out.push((self.make)(
+                Arc::from(uuid.as_ref()),
+                update.new.map(Arc::new),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Changes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Changes, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Changes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("table updates (an object of tables)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Changes, A::Error> {
+                let mut out = Vec::new();
+                while let Some(table) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match table.as_ref() {
+                        "Bridge" => m.next_value_seed(rows(&mut out, Change::Bridge))?,
+                        "Port" => m.next_value_seed(rows(&mut out, Change::Port))?,
+                        "Interface" => m.next_value_seed(rows(&mut out, Change::Interface))?,
+                        _ => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
                 }
-                None => None,
-            };
-            let uuid: Arc<str> = Arc::from(uuid.as_str());
-            out.push(match table.as_str() {
-                "Bridge" => Change::Bridge(uuid, new.map(|r| Arc::new(bridge(r)))),
-                "Port" => Change::Port(uuid, new.map(|r| Arc::new(port(r)))),
-                _ => Change::Interface(uuid, new.map(|r| Arc::new(interface(r)))),
-            });
+                Ok(Changes(out))
+            }
         }
+        d.deserialize_map(V)
     }
-    Ok(out)
+}
+
+/// Decodes `<table-updates>` from its JSON bytes into row changes, without touching any
+/// replica (the costly part of an update, done before the cheap one).
+pub fn decode(updates: &[u8]) -> Result<Vec<Change>, ProtoError> {
+    super::proto::from_slice::<Changes>(updates).map(|c| c.0)
 }
 
 fn set<T>(table: &mut Table<T>, uuid: Arc<str>, row: Option<Arc<T>>) {
@@ -181,27 +214,8 @@ impl Replica {
         }
     }
 
-    /// Applies one `monitor` update (a deleted row has no `new`; a row's `new` holds every
-    /// monitored column).
-    pub fn apply(&mut self, updates: Vec<RowUpdate>) {
-        let changes = updates
-            .into_iter()
-            .filter_map(|u| {
-                let uuid: Arc<str> = Arc::from(u.uuid.as_str());
-                let new = u.new.as_ref();
-                Some(match u.table.as_str() {
-                    "Bridge" => Change::Bridge(uuid, new.map(|r| Arc::new(bridge(r)))),
-                    "Port" => Change::Port(uuid, new.map(|r| Arc::new(port(r)))),
-                    "Interface" => Change::Interface(uuid, new.map(|r| Arc::new(interface(r)))),
-                    _ => return None,
-                })
-            })
-            .collect();
-        self.apply_changes(changes);
-    }
-
-    /// Applies a `<table-updates>` JSON value.
-    pub fn apply_json(&mut self, updates: &Value) -> Result<(), ProtoError> {
+    /// Applies a `<table-updates>` JSON text.
+    pub fn apply_json(&mut self, updates: &[u8]) -> Result<(), ProtoError> {
         self.apply_changes(decode(updates)?);
         Ok(())
     }
@@ -248,7 +262,11 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn bytes(v: Value) -> Vec<u8> {
+        v.to_string().into_bytes()
+    }
 
     fn sample() -> Value {
         json!({
@@ -273,7 +291,7 @@ mod tests {
     #[test]
     fn builds_and_joins_rows() {
         let mut r = Replica::default();
-        assert_eq!(r.apply_json(&sample()), Ok(()));
+        assert_eq!(r.apply_json(&bytes(sample())), Ok(()));
         assert_eq!(r.bridge_names(), vec!["br-int".to_owned()]);
         let v = r.interfaces();
         assert_eq!(v.len(), 2);
@@ -294,17 +312,17 @@ mod tests {
     #[test]
     fn deletes_and_modifies() {
         let mut r = Replica::default();
-        let _ = r.apply_json(&sample());
-        let _ = r.apply_json(&json!({
+        let _ = r.apply_json(&bytes(sample()));
+        let _ = r.apply_json(&bytes(json!({
             "Bridge": {"b1": {"old": {"ports": []}, "new": {"name": "br-int", "ports": ["uuid", "p2"]}}},
             "Port": {"p1": {"old": {"name": "veth1"}}},
             "Interface": {"i1": {"old": {"name": "veth1"}}}
-        }));
+        })));
         let v = r.interfaces();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].iface.name, "br-int");
         // A port whose interface row is gone (or not yet arrived) is skipped, not a panic.
-        let _ = r.apply_json(&json!({"Interface": {"i2": {"old": {}}}}));
+        let _ = r.apply_json(&bytes(json!({"Interface": {"i2": {"old": {}}}})));
         assert!(r.interfaces().is_empty());
     }
 
@@ -312,11 +330,11 @@ mod tests {
     #[test]
     fn updates_share_untouched_rows() {
         let mut r = Replica::default();
-        let _ = r.apply_json(&sample());
+        let _ = r.apply_json(&bytes(sample()));
         let snapshot = r.clone();
-        let _ = r.apply_json(&json!({
+        let _ = r.apply_json(&bytes(json!({
             "Interface": {"i1": {"new": {"name": "veth1", "statistics": ["map", [["rx_bytes", 999]]]}}}
-        }));
+        })));
         assert_eq!(snapshot.interfaces["i1"].statistics["rx_bytes"], 100);
         assert_eq!(r.interfaces["i1"].statistics["rx_bytes"], 999);
         assert!(Arc::ptr_eq(&snapshot.interfaces["i2"], &r.interfaces["i2"]));
@@ -329,7 +347,7 @@ mod tests {
         // With no snapshot alive, the table is changed in place.
         drop(snapshot);
         let table = Arc::as_ptr(&r.interfaces);
-        let _ = r.apply_json(&json!({"Interface": {"i2": {"old": {}}}}));
+        let _ = r.apply_json(&bytes(json!({"Interface": {"i2": {"old": {}}}})));
         assert_eq!(Arc::as_ptr(&r.interfaces), table);
         assert_eq!(r.interfaces.len(), 1);
     }
