@@ -578,7 +578,7 @@ mod tests {
         };
         assert!(
             cfg.validate()
-                .is_err_and(|e| e.contains("--ebpf.max-ports=0"))
+                .is_err_and(|e| e.to_string().contains("--ebpf.max-ports=0"))
         );
         assert_eq!(crate::sources::ebpf::Config::for_tests().validate(), Ok(()));
     }

@@ -124,7 +124,14 @@ pub fn probe(ovs_interfaces: Option<Vec<String>>) -> Vec<Check> {
                 match mode {
                     Some(AttachMode::Clsact) => "attached to lo on a clsact qdisc".to_owned(),
                     Some(AttachMode::Tcx) => "not needed (TCX works)".to_owned(),
-                    None => format!("attach failed: {}", errors.join("; ")),
+                    None => format!(
+                        "attach failed: {}",
+                        errors
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
                 },
             ));
             let kprobes = engine.kprobes();

@@ -2,11 +2,12 @@
 //! come and go, read the maps at scrape time, retire idle flows into per-port totals, and
 //! detach everything on shutdown (unless pinned).
 
-use super::btf::Btf;
-use super::{Config, EbpfError, PortTraffic, pins};
+use super::btf::{Btf, BtfError};
+use super::{Config, ConfigError, EbpfError, PortTraffic, pins};
 use aya::maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf};
 use aya::programs::kprobe::KProbeLinkId;
 use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachOptions};
+use aya::programs::links::LinkError;
 use aya::programs::{KProbe, LinkOrder, ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 use collector_common::{
@@ -77,6 +78,119 @@ pub struct Retired {
 /// Flow lifecycle events seen on the ring buffer, per ifindex: (started, ended).
 pub type FlowEvents = HashMap<u32, (u64, u64)>;
 
+/// Why the programs could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("built without the eBPF programs (run `cargo xtask build-ebpf`, then rebuild)")]
+    NoObject,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    PinDir(#[from] pins::PinDirError),
+    #[error("loading the eBPF object: {source}")]
+    Object {
+        #[source]
+        source: aya::EbpfError,
+    },
+    #[error("{map} map: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error(transparent)]
+    Program(#[from] ProgError),
+}
+
+/// A program of the object that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgError {
+    #[error("program {program} missing from the object")]
+    Missing { program: &'static str },
+    #[error("{step} {program}: {source}")]
+    Program {
+        program: &'static str,
+        /// What was tried: "using", "loading", "attaching".
+        step: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+}
+
+/// Why the kprobes' offsets could not be read from the kernel's BTF.
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetsError {
+    #[error("no kernel BTF ({path}): {source}")]
+    Read {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("kernel BTF {path}: {source}")]
+    Parse {
+        path: &'static str,
+        #[source]
+        source: BtfError,
+    },
+    #[error("kernel BTF has no {strukt}.{member}")]
+    Member {
+        strukt: &'static str,
+        member: &'static str,
+    },
+}
+
+/// Why a netdev's TC programs could not be attached in one mode.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error(transparent)]
+    Program(#[from] ProgError),
+    #[error("adding clsact: {source}")]
+    Clsact {
+        #[source]
+        source: tc::TcError,
+    },
+    #[error("{direction}: {source}")]
+    Attach {
+        direction: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("{}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pinned link {}: {source}", path.display())]
+    Link {
+        path: PathBuf,
+        #[source]
+        source: LinkError,
+    },
+    #[error("updating pinned link {}: {source}", path.display())]
+    Update {
+        path: PathBuf,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("pinning {}: {chain}", path.display())]
+    Pin {
+        path: PathBuf,
+        /// The pin error with its causes (aya keeps the errno in them).
+        chain: String,
+    },
+}
+
+/// A netdev the programs could not be attached to: the last mode tried and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{interface}: {mode:?}: {source}")]
+pub struct AttachError {
+    pub interface: String,
+    pub mode: AttachMode,
+    #[source]
+    pub source: HookError,
+}
+
 pub struct Engine {
     loaded: Mutex<Option<Loaded>>,
     /// Why nothing is loaded (no object, no permission, old kernel…).
@@ -137,13 +251,19 @@ fn ifindex_of(name: &str) -> Option<u32> {
 }
 
 /// Offsets for the kprobes from the kernel's BTF (and the ip_vs module's, if loaded).
-pub fn kernel_offsets() -> Result<KernelOffsets, String> {
-    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux")
-        .map_err(|e| format!("no kernel BTF (/sys/kernel/btf/vmlinux): {e}"))?;
-    let base = Btf::parse(&vmlinux, None).map_err(|e| format!("kernel BTF: {e}"))?;
-    let need = |btf: &Btf, s: &str, m: &str| {
-        btf.member_offset(s, m)
-            .ok_or_else(|| format!("kernel BTF has no {s}.{m}"))
+pub fn kernel_offsets() -> Result<KernelOffsets, OffsetsError> {
+    const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+    let vmlinux = std::fs::read(VMLINUX).map_err(|source| OffsetsError::Read {
+        path: VMLINUX,
+        source,
+    })?;
+    let base = Btf::parse(&vmlinux, None).map_err(|source| OffsetsError::Parse {
+        path: VMLINUX,
+        source,
+    })?;
+    let need = |btf: &Btf, strukt: &'static str, member: &'static str| {
+        btf.member_offset(strukt, member)
+            .ok_or(OffsetsError::Member { strukt, member })
     };
     let mut o = KernelOffsets {
         skb_dev: need(&base, "sk_buff", "dev")?,
@@ -192,18 +312,15 @@ impl Engine {
             Ok(l) => *lock(&engine.loaded) = Some(l),
             Err(e) => {
                 tracing::info!(reason = %e, "eBPF programs not loaded");
-                *lock(&engine.unavailable) = Some(e);
+                *lock(&engine.unavailable) = Some(e.to_string());
             }
         }
         Arc::new(engine)
     }
 
-    fn try_load(&self) -> Result<Loaded, String> {
+    fn try_load(&self) -> Result<Loaded, LoadError> {
         if OBJECT.is_empty() {
-            return Err(
-                "built without the eBPF programs (run `cargo xtask build-ebpf`, then rebuild)"
-                    .to_owned(),
-            );
+            return Err(LoadError::NoObject);
         }
         self.cfg.validate()?;
         let mut loader = EbpfLoader::new();
@@ -233,16 +350,21 @@ impl Engine {
         }
         let mut ebpf = loader
             .load(OBJECT)
-            .map_err(|e| format!("loading the eBPF object: {e}"))?;
+            .map_err(|source| LoadError::Object { source })?;
         let prog_cfg = ProgConfig {
             flows: u32::from(self.cfg.flows),
             events: u32::from(self.cfg.flows),
         };
         if let Some(m) = ebpf.map_mut("CONFIG") {
             let mut a: Array<&mut MapData, ProgConfig> =
-                Array::try_from(m).map_err(|e| format!("CONFIG map: {e}"))?;
-            a.set(0, prog_cfg, 0)
-                .map_err(|e| format!("CONFIG map: {e}"))?;
+                Array::try_from(m).map_err(|source| LoadError::Map {
+                    map: "CONFIG",
+                    source,
+                })?;
+            a.set(0, prog_cfg, 0).map_err(|source| LoadError::Map {
+                map: "CONFIG",
+                source,
+            })?;
         }
         let (ingress_prog, egress_prog) = if self.cfg.noop {
             ("noop", "noop")
@@ -253,13 +375,13 @@ impl Engine {
         };
         let mut names = vec![ingress_prog, egress_prog];
         names.dedup();
-        for name in names {
-            let p: &mut SchedClassifier = ebpf
-                .program_mut(name)
-                .ok_or_else(|| format!("program {name} missing from the object"))?
-                .try_into()
-                .map_err(|e| format!("program {name}: {e}"))?;
-            p.load().map_err(|e| format!("loading {name}: {e}"))?;
+        for program in names {
+            let p = classifier(&mut ebpf, program)?;
+            p.load().map_err(|source| ProgError::Program {
+                program,
+                step: "loading",
+                source,
+            })?;
         }
         let mut loaded = Loaded {
             ebpf,
@@ -329,18 +451,24 @@ impl Engine {
                 tracing::info!(hook = prog, "no BTF for ip_vs: hook unavailable");
                 continue;
             }
-            let result = (|| -> Result<KProbeLinkId, String> {
+            let result = (|| -> Result<KProbeLinkId, ProgError> {
+                let program = prog;
+                let step = |step| move |source| ProgError::Program {
+                    program,
+                    step,
+                    source,
+                };
                 let p: &mut KProbe = l
                     .ebpf
-                    .program_mut(prog)
-                    .ok_or("missing from the object")?
+                    .program_mut(program)
+                    .ok_or(ProgError::Missing { program })?
                     .try_into()
-                    .map_err(|e| format!("{e}"))?;
+                    .map_err(step("using"))?;
                 match p.load() {
                     Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
-                    Err(e) => return Err(format!("load: {e}")),
+                    Err(e) => return Err(step("loading")(e)),
                 }
-                p.attach(prog, 0).map_err(|e| format!("attach: {e}"))
+                p.attach(program, 0).map_err(step("attaching"))
             })();
             match result {
                 Ok(id) => {
@@ -391,7 +519,7 @@ impl Engine {
 
     /// Attaches to every netdev in `want` not yet attached (or whose ifindex changed), and
     /// detaches from the rest, dropping their map entries. Returns errors per interface.
-    pub fn reconcile(&self, want: &BTreeMap<String, u32>) -> Vec<String> {
+    pub fn reconcile(&self, want: &BTreeMap<String, u32>) -> Vec<AttachError> {
         let mut guard = lock(&self.loaded);
         let Some(l) = guard.as_mut() else {
             return Vec::new();
@@ -435,7 +563,11 @@ impl Engine {
                     tracing::debug!(interface = %name, ifindex, "attached");
                     l.attached.insert(name.clone(), Attached { ifindex, ..a });
                 }
-                Err(e) => errors.push(format!("{name}: {e}")),
+                Err((mode, source)) => errors.push(AttachError {
+                    interface: name.clone(),
+                    mode,
+                    source,
+                }),
             }
         }
         errors
@@ -766,30 +898,41 @@ fn forget_ipvs(l: &mut Loaded) {
     }
 }
 
-fn prog<'a>(l: &'a mut Loaded, name: &str) -> Result<&'a mut SchedClassifier, String> {
-    l.ebpf
-        .program_mut(name)
-        .ok_or_else(|| format!("program {name} missing"))?
+fn classifier<'a>(
+    ebpf: &'a mut Ebpf,
+    program: &'static str,
+) -> Result<&'a mut SchedClassifier, ProgError> {
+    ebpf.program_mut(program)
+        .ok_or(ProgError::Missing { program })?
         .try_into()
-        .map_err(|e| format!("program {name}: {e}"))
+        .map_err(|source| ProgError::Program {
+            program,
+            step: "using",
+            source,
+        })
+}
+
+fn prog<'a>(l: &'a mut Loaded, program: &'static str) -> Result<&'a mut SchedClassifier, ProgError> {
+    classifier(&mut l.ebpf, program)
 }
 
 /// Attaches both directions, finding out on the first interface whether TCX works here.
-fn attach(l: &mut Loaded, name: &str) -> Result<Attached, String> {
-    let modes: Vec<AttachMode> = match l.mode {
-        Some(m) => vec![m],
-        None => vec![AttachMode::Tcx, AttachMode::Clsact],
+/// On failure: the last mode tried and why.
+fn attach(l: &mut Loaded, name: &str) -> Result<Attached, (AttachMode, HookError)> {
+    let modes: &[AttachMode] = match &l.mode {
+        Some(AttachMode::Tcx) => &[AttachMode::Tcx],
+        Some(AttachMode::Clsact) => &[AttachMode::Clsact],
+        None => &[AttachMode::Tcx, AttachMode::Clsact],
     };
-    let mut last_err = String::new();
-    for mode in modes {
+    let mut last_err: Option<(AttachMode, HookError)> = None;
+    for &mode in modes {
         match attach_with(l, name, mode) {
             Ok(a) => {
                 if l.mode.is_none() {
-                    if last_err.is_empty() {
-                        tracing::info!(mode = ?mode, "TC attachment mode");
-                    } else {
+                    match &last_err {
+                        None => tracing::info!(mode = ?mode, "TC attachment mode"),
                         // Not silent: with clsact, links are not pinned across restarts.
-                        tracing::warn!(mode = ?mode, tcx_error = %last_err, "TC attachment mode (TCX failed)");
+                        Some((_, e)) => tracing::warn!(mode = ?mode, tcx_error = %e, "TC attachment mode (TCX failed)"),
                     }
                     l.mode = Some(mode);
                 }
@@ -797,20 +940,25 @@ fn attach(l: &mut Loaded, name: &str) -> Result<Attached, String> {
             }
             Err(e) => {
                 tracing::debug!(interface = %name, mode = ?mode, error = %e, "attach failed");
-                last_err = format!("{mode:?}: {e}");
+                last_err = Some((mode, e));
             }
         }
     }
-    Err(last_err)
+    Err(last_err.unwrap_or((
+        AttachMode::Clsact,
+        HookError::Program(ProgError::Missing {
+            program: l.ingress_prog,
+        }),
+    )))
 }
 
-fn attach_with(l: &mut Loaded, name: &str, mode: AttachMode) -> Result<Attached, String> {
+fn attach_with(l: &mut Loaded, name: &str, mode: AttachMode) -> Result<Attached, HookError> {
     if mode == AttachMode::Clsact {
         // EEXIST is fine: the qdisc is already there.
         if let Err(e) = tc::qdisc_add_clsact(name)
             && !e.to_string().contains("exists")
         {
-            return Err(format!("adding clsact: {e}"));
+            return Err(HookError::Clsact { source: e });
         }
     }
     let options = || match mode {
@@ -821,7 +969,10 @@ fn attach_with(l: &mut Loaded, name: &str, mode: AttachMode) -> Result<Attached,
     if mode == AttachMode::Tcx
         && let Some(dir) = l.pin_dir.clone()
     {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|source| HookError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
         let mut pins = Vec::new();
         for (p, t, suffix) in [
             (ing, TcAttachType::Ingress, "ingress"),
@@ -840,14 +991,20 @@ fn attach_with(l: &mut Loaded, name: &str, mode: AttachMode) -> Result<Attached,
     }
     let ingress = prog(l, ing)?
         .attach_with_options(name, TcAttachType::Ingress, options())
-        .map_err(|e| format!("ingress: {e}"))?;
+        .map_err(|source| HookError::Attach {
+            direction: "ingress",
+            source,
+        })?;
     let egress = match prog(l, eg)?.attach_with_options(name, TcAttachType::Egress, options()) {
         Ok(id) => id,
         Err(e) => {
             if let Ok(p) = prog(l, ing) {
                 let _ = p.detach(ingress);
             }
-            return Err(format!("egress: {e}"));
+            return Err(HookError::Attach {
+                direction: "egress",
+                source: e,
+            });
         }
     };
     Ok(Attached {
@@ -862,11 +1019,11 @@ fn attach_with(l: &mut Loaded, name: &str, mode: AttachMode) -> Result<Attached,
 /// program in place, so counting never stops across a restart or upgrade.
 fn attach_pinned(
     l: &mut Loaded,
-    prog_name: &str,
+    prog_name: &'static str,
     name: &str,
     t: TcAttachType,
     pin: &Path,
-) -> Result<(), String> {
+) -> Result<(), HookError> {
     use aya::programs::links::{FdLink, PinnedLink};
     use aya::programs::tc::SchedClassifierLink;
     // A link whose netdev went (defunct: updating it fails) or that sits on another netdev
@@ -880,22 +1037,48 @@ fn attach_pinned(
     let had_pin = existing.is_some();
     let id = match existing {
         Some(old) => {
-            let link = SchedClassifierLink::try_from(FdLink::from(old))
-                .map_err(|e| format!("pinned link {}: {e}", pin.display()))?;
+            let link = SchedClassifierLink::try_from(FdLink::from(old)).map_err(|source| {
+                HookError::Link {
+                    path: pin.to_owned(),
+                    source,
+                }
+            })?;
             p.attach_to_link(link)
-                .map_err(|e| format!("updating pinned link {}: {e}", pin.display()))?
+                .map_err(|source| HookError::Update {
+                    path: pin.to_owned(),
+                    source,
+                })?
         }
         None => p
             .attach_with_options(name, t, TcAttachOptions::TcxOrder(LinkOrder::default()))
-            .map_err(|e| format!("{t:?}: {e}"))?,
+            .map_err(|source| HookError::Attach {
+                direction: direction_name(t),
+                source,
+            })?,
     };
-    let link = p.take_link(id).map_err(|e| e.to_string())?;
-    let fd = FdLink::try_from(link).map_err(|e| e.to_string())?;
+    let link = p.take_link(id).map_err(|source| HookError::Attach {
+        direction: direction_name(t),
+        source,
+    })?;
+    let fd = FdLink::try_from(link).map_err(|source| HookError::Link {
+        path: pin.to_owned(),
+        source,
+    })?;
     if !had_pin {
-        fd.pin(pin)
-            .map_err(|e| format!("pinning {}: {}", pin.display(), error_chain(&e)))?;
+        fd.pin(pin).map_err(|e| HookError::Pin {
+            path: pin.to_owned(),
+            chain: error_chain(&e),
+        })?;
     }
     Ok(())
+}
+
+fn direction_name(t: TcAttachType) -> &'static str {
+    match t {
+        TcAttachType::Ingress => "ingress",
+        TcAttachType::Egress => "egress",
+        TcAttachType::Custom(_) => "custom",
+    }
 }
 
 /// An error with its sources (aya's errors keep the errno in theirs).

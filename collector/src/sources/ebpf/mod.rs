@@ -67,10 +67,22 @@ pub fn ports_map_entries(max_ports: u32) -> u32 {
     max_ports.saturating_mul(2)
 }
 
+/// A map size outside what the kernel and the daemon's memory allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{flag}={value} is out of range {min}..={max}")]
+    OutOfRange {
+        flag: &'static str,
+        value: u32,
+        min: i64,
+        max: i64,
+    },
+}
+
 impl Config {
     /// Checks the map sizes against their ranges (the command line already did; this is for
     /// other callers of [`engine::Engine::load`]).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for (flag, value, range) in [
             ("--ebpf.max-ports", self.max_ports, MAX_PORTS_RANGE),
             ("--ebpf.max-flows", self.max_flows, MAX_FLOWS_RANGE),
@@ -81,11 +93,12 @@ impl Config {
             ),
         ] {
             if !range.contains(&i64::from(value)) {
-                return Err(format!(
-                    "{flag}={value} is out of range {}..={}",
-                    range.start(),
-                    range.end()
-                ));
+                return Err(ConfigError::OutOfRange {
+                    flag,
+                    value,
+                    min: *range.start(),
+                    max: *range.end(),
+                });
             }
         }
         Ok(())
@@ -235,6 +248,7 @@ async fn reconcile_loop(engine: std::sync::Weak<Engine>, ovsdb: Option<Arc<Handl
                     .await
                     .unwrap_or_default();
                 for err in errors {
+                    let err = err.to_string();
                     if reported.insert(err.clone()) {
                         tracing::warn!(error = %err, "cannot attach eBPF programs");
                     }

@@ -99,7 +99,7 @@ fn unescape(field: &str) -> String {
 /// bpffs, from the text of `/proc/self/mountinfo`. A bind mount of a bpffs subdirectory (what
 /// a hostPath volume of `/sys/fs/bpf/dataplane-collector` gives the container) is fine: its
 /// mountinfo root is that subdirectory.
-pub fn check_own_dir(dir: &Path, mountinfo: &str) -> Result<(), String> {
+pub fn check_own_dir(dir: &Path, mountinfo: &str) -> Result<(), MountError> {
     let mut best: Option<(usize, String, PathBuf)> = None;
     for line in mountinfo.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
@@ -127,39 +127,71 @@ pub fn check_own_dir(dir: &Path, mountinfo: &str) -> Result<(), String> {
         }
     }
     let Some((_, fstype, in_fs)) = best else {
-        return Err(format!("{} is on no mounted file system", dir.display()));
+        return Err(MountError::NotMounted {
+            dir: dir.to_owned(),
+        });
     };
     if fstype != "bpf" {
-        return Err(format!(
-            "{} is not on a bpffs (it is on {fstype}); mount one, e.g. \
-             `mount -t bpf bpf /sys/fs/bpf`",
-            dir.display()
-        ));
+        return Err(MountError::NotBpffs {
+            dir: dir.to_owned(),
+            fstype,
+        });
     }
     let is_root = in_fs
         .components()
         .all(|c| matches!(c, Component::RootDir | Component::CurDir));
     if is_root {
-        return Err(format!(
-            "{} is the root of a bpffs, where other programs pin their maps and links: \
-             use a directory of the collector's own, e.g. {DEFAULT_PIN_PATH}",
-            dir.display()
-        ));
+        return Err(MountError::BpffsRoot {
+            dir: dir.to_owned(),
+        });
     }
     Ok(())
 }
 
 /// Creates `dir` if needed and checks it is the collector's own bpffs directory; returns it
 /// with symlinks resolved.
-pub fn prepare_dir(dir: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("--ebpf.pin-path {}: {e}", dir.display()))?;
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| format!("--ebpf.pin-path {}: {e}", dir.display()))?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
-    check_own_dir(&dir, &mountinfo).map_err(|e| format!("--ebpf.pin-path: {e}"))?;
+pub fn prepare_dir(dir: &Path) -> Result<PathBuf, PinDirError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PinDirError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let dir = dir.canonicalize().map_err(io(dir))?;
+    let mountinfo = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(mountinfo).map_err(io(mountinfo))?;
+    check_own_dir(&dir, &text)?;
     Ok(dir)
+}
+
+/// Why a pin directory is not the collector's own bpffs directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MountError {
+    #[error("{} is on no mounted file system", dir.display())]
+    NotMounted { dir: PathBuf },
+    #[error(
+        "{} is not on a bpffs (it is on {fstype}); mount one, e.g. `mount -t bpf bpf /sys/fs/bpf`",
+        dir.display()
+    )]
+    NotBpffs { dir: PathBuf, fstype: String },
+    #[error(
+        "{} is the root of a bpffs, where other programs pin their maps and links: use a \
+         directory of the collector's own, e.g. {DEFAULT_PIN_PATH}",
+        dir.display()
+    )]
+    BpffsRoot { dir: PathBuf },
+}
+
+/// `--ebpf.pin-path` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PinDirError {
+    #[error("--ebpf.pin-path: {0}")]
+    Mount(#[from] MountError),
+    #[error("--ebpf.pin-path: {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What a pinned map's definition differs in from `want`, if anything (`None`: reuse it).
@@ -372,23 +404,23 @@ mod tests {
         // A bind mount of a bpffs subdirectory (the container's view of a hostPath volume).
         assert_eq!(ok("/pins"), Ok(()));
         assert_eq!(ok("/pins/x"), Ok(()));
-        let root = ok("/sys/fs/bpf").expect_err("root refused");
+        let root = ok("/sys/fs/bpf").expect_err("root refused").to_string();
         assert!(root.contains("root of a bpffs") && root.contains(DEFAULT_PIN_PATH));
-        assert!(ok("/my pins").is_err_and(|e| e.contains("root of a bpffs")));
+        assert!(ok("/my pins").is_err_and(|e| e.to_string().contains("root of a bpffs")));
         assert_eq!(ok("/my pins/sub"), Ok(()));
-        let not = ok("/var/lib/x").expect_err("ext4 refused");
+        let not = ok("/var/lib/x").expect_err("ext4 refused").to_string();
         assert!(
             not.contains("not on a bpffs") && not.contains("ext4"),
             "{not}"
         );
-        assert!(ok("/sys/class").is_err_and(|e| e.contains("sysfs")));
+        assert!(ok("/sys/class").is_err_and(|e| e.to_string().contains("sysfs")));
         assert!(check_own_dir(Path::new("/x"), "").is_err());
     }
 
     #[test]
     fn the_last_mount_on_a_point_wins() {
         let m = format!("{MOUNTINFO}50 23 0:60 / /sys/fs/bpf rw - tmpfs tmpfs rw\n");
-        assert!(check_own_dir(Path::new("/sys/fs/bpf/x"), &m).is_err_and(|e| e.contains("tmpfs")));
+        assert!(check_own_dir(Path::new("/sys/fs/bpf/x"), &m).is_err_and(|e| e.to_string().contains("tmpfs")));
     }
 
     #[test]
