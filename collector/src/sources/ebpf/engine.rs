@@ -6,8 +6,8 @@ use super::btf::{Btf, BtfError};
 use super::{Config, ConfigError, EbpfError, PortTraffic, pins};
 use aya::maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf};
 use aya::programs::kprobe::KProbeLinkId;
-use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachOptions};
 use aya::programs::links::LinkError;
+use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachOptions};
 use aya::programs::{KProbe, LinkOrder, ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 use collector_common::{
@@ -453,10 +453,12 @@ impl Engine {
             }
             let result = (|| -> Result<KProbeLinkId, ProgError> {
                 let program = prog;
-                let step = |step| move |source| ProgError::Program {
-                    program,
-                    step,
-                    source,
+                let step = |step| {
+                    move |source| ProgError::Program {
+                        program,
+                        step,
+                        source,
+                    }
                 };
                 let p: &mut KProbe = l
                     .ebpf
@@ -912,7 +914,10 @@ fn classifier<'a>(
         })
 }
 
-fn prog<'a>(l: &'a mut Loaded, program: &'static str) -> Result<&'a mut SchedClassifier, ProgError> {
+fn prog<'a>(
+    l: &'a mut Loaded,
+    program: &'static str,
+) -> Result<&'a mut SchedClassifier, ProgError> {
     classifier(&mut l.ebpf, program)
 }
 
@@ -932,7 +937,9 @@ fn attach(l: &mut Loaded, name: &str) -> Result<Attached, (AttachMode, HookError
                     match &last_err {
                         None => tracing::info!(mode = ?mode, "TC attachment mode"),
                         // Not silent: with clsact, links are not pinned across restarts.
-                        Some((_, e)) => tracing::warn!(mode = ?mode, tcx_error = %e, "TC attachment mode (TCX failed)"),
+                        Some((_, e)) => {
+                            tracing::warn!(mode = ?mode, tcx_error = %e, "TC attachment mode (TCX failed)")
+                        }
                     }
                     l.mode = Some(mode);
                 }
@@ -1043,11 +1050,10 @@ fn attach_pinned(
                     source,
                 }
             })?;
-            p.attach_to_link(link)
-                .map_err(|source| HookError::Update {
-                    path: pin.to_owned(),
-                    source,
-                })?
+            p.attach_to_link(link).map_err(|source| HookError::Update {
+                path: pin.to_owned(),
+                source,
+            })?
         }
         None => p
             .attach_with_options(name, t, TcAttachOptions::TcxOrder(LinkOrder::default()))

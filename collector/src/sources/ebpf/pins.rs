@@ -420,7 +420,10 @@ mod tests {
     #[test]
     fn the_last_mount_on_a_point_wins() {
         let m = format!("{MOUNTINFO}50 23 0:60 / /sys/fs/bpf rw - tmpfs tmpfs rw\n");
-        assert!(check_own_dir(Path::new("/sys/fs/bpf/x"), &m).is_err_and(|e| e.to_string().contains("tmpfs")));
+        assert!(
+            check_own_dir(Path::new("/sys/fs/bpf/x"), &m)
+                .is_err_and(|e| e.to_string().contains("tmpfs"))
+        );
     }
 
     #[test]
