@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod exposition;
+pub mod flagvalue;
 pub mod flows;
 pub mod fuzzing;
 pub mod limits;

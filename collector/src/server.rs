@@ -9,6 +9,7 @@
 //! [`conn`] is the accept loop (connection cap, header, idle and write timeouts, TLS).
 
 pub mod conn;
+pub mod flow_api;
 
 use crate::exposition::{self, ChunkSink, Writer};
 use crate::registry::{self, OpenFlowSlice, Registry, ScrapeRequest};
@@ -376,7 +377,7 @@ async fn flow_api(
             .into_response();
     }
     let deadline = deadline(&app, &h);
-    crate::flows::api::handle(&app, &q, deadline, peer_ip(&peer)).await
+    flow_api::handle(&app, &q, deadline, peer_ip(&peer)).await
 }
 
 /// 200 `ok`, or 503 when scrapes cannot make progress (see [`AppState::healthy`]).
