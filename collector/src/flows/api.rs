@@ -179,8 +179,14 @@ mod tests {
         let text = " cookie=0x0, priority=20 actions=drop\n cookie=0x0, priority=5 actions=drop\n";
         let f = filter::Filter::parse("priority>10").expect("filter");
         let one = String::from_utf8(bridge("br0", Ok(text), Some(&f), true)).expect("utf-8");
-        assert!(one.starts_with("{\"bridge\": \"br0\", \"flows\": ["), "{one}");
-        assert!(one.contains("priority=20") && !one.contains("priority=5"), "{one}");
+        assert!(
+            one.starts_with("{\"bridge\": \"br0\", \"flows\": ["),
+            "{one}"
+        );
+        assert!(
+            one.contains("priority=20") && !one.contains("priority=5"),
+            "{one}"
+        );
         let err = String::from_utf8(bridge("br1", Err("down"), None, false)).expect("utf-8");
         assert_eq!(err, ", {\"bridge\": \"br1\", \"error\": \"down\"}");
         let whole = [head("n").as_slice(), &bridge("b", Ok(""), None, true), TAIL].concat();
