@@ -105,6 +105,14 @@ pub struct Routes {
     pub exclusive_params: &'static [&'static str],
 }
 
+impl Routes {
+    /// Nothing but its part of `/metrics`.
+    pub const NONE: Routes = Routes {
+        endpoints: &[],
+        exclusive_params: &[],
+    };
+}
+
 /// What to do when the daemon stops (detach eBPF programs…).
 pub type ShutdownHook = Box<dyn Fn() + Send + Sync>;
 
@@ -552,5 +560,132 @@ mod tests {
 
         let only = reg.collect(&req, Some(&["absent"])).await;
         assert_eq!(only.len(), 1);
+    }
+
+    /// A source whose `prepare` hook reads `?n=` into a parameter its `fetch` returns.
+    struct Echo;
+
+    #[derive(Debug, PartialEq)]
+    struct EchoParam(u64);
+
+    impl Source for Echo {
+        type Snapshot = u64;
+        type Error = TestError;
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        async fn prepare(
+            &self,
+            incoming: Incoming<'_>,
+            params: &mut RequestParams,
+        ) -> Result<(), RequestError> {
+            for (k, v) in incoming.query {
+                if k == "n" {
+                    let n = v.parse().map_err(|_| RequestError::BadParameter {
+                        param: "n",
+                        reason: format!("?n={v} is not a number"),
+                    })?;
+                    params.insert(EchoParam(n));
+                }
+            }
+            Ok(())
+        }
+        async fn fetch(&self, req: &ScrapeRequest) -> Result<u64, TestError> {
+            Ok(req.param::<EchoParam>().map_or(0, |p| p.0))
+        }
+        fn encode(&self, snapshot: &u64, w: &mut Writer) {
+            w.family("echo", "test", MetricType::Gauge);
+            w.sample("echo").value_u64(*snapshot);
+        }
+    }
+
+    #[tokio::test]
+    async fn request_parameters_reach_the_source_that_asked() {
+        let mut reg = Registry::new();
+        reg.add(Arc::new(Echo));
+        reg.declare(
+            "echo",
+            Routes {
+                endpoints: &[Endpoint {
+                    path: "/echo",
+                    help: "echo",
+                }],
+                exclusive_params: &["n"],
+            },
+        );
+        reg.declare("other", Routes::default());
+        assert_eq!(reg.endpoint_owner("/echo"), Some("echo"));
+        assert_eq!(reg.endpoint_owner("/nope"), None);
+        let query = vec![("n".to_owned(), "42".to_owned())];
+        assert_eq!(reg.exclusive_claims(&query), vec![("echo", "n")]);
+        assert!(reg.exclusive_claims(&[]).is_empty());
+
+        let incoming = Incoming {
+            endpoint: None,
+            query: &query,
+        };
+        let params = reg.prepare(None, incoming).await.expect("a number");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let req = ScrapeRequest {
+            deadline,
+            params: Arc::new(params),
+        };
+        assert_eq!(req.param::<EchoParam>(), Some(&EchoParam(42)));
+        let results = reg.collect(&req, None).await;
+        let mut w = Writer::new();
+        for r in &results {
+            if let Some(d) = &r.data {
+                d.encode(&mut w);
+            }
+        }
+        assert!(w.into_string().contains("echo 42\n"));
+        // Without the parameter, the source does its default.
+        let results = reg.collect(&ScrapeRequest::new(deadline), None).await;
+        let mut w = Writer::new();
+        for r in &results {
+            if let Some(d) = &r.data {
+                d.encode(&mut w);
+            }
+        }
+        assert!(w.into_string().contains("echo 0\n"));
+
+        let bad = vec![("n".to_owned(), "x".to_owned())];
+        let refused = reg
+            .prepare(
+                None,
+                Incoming {
+                    endpoint: None,
+                    query: &bad,
+                },
+            )
+            .await;
+        assert!(
+            matches!(&refused, Err(RequestError::BadParameter { param: "n", .. })),
+            "{refused:?}"
+        );
+        // A source left out of the scrape is not asked.
+        assert!(
+            reg.prepare(
+                Some(&["other"]),
+                Incoming {
+                    endpoint: None,
+                    query: &bad,
+                },
+            )
+            .await
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn shutdown_hooks_run() {
+        let mut reg = Registry::new();
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let r = ran.clone();
+        reg.on_shutdown(Box::new(move || {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        reg.shutdown();
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

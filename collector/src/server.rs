@@ -743,4 +743,48 @@ mod tests {
             assert_eq!(scrape_timeout(ours, &with(silly)), ours, "{silly}");
         }
     }
+
+    async fn get(app: Arc<AppState>, uri: &str) -> (StatusCode, String) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let req = axum::http::Request::get(uri)
+            .body(Body::empty())
+            .expect("request");
+        let resp = router(app).oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn routes_declared_by_sources_are_served_generically() {
+        const ROUTES: registry::Routes = registry::Routes {
+            endpoints: &[registry::Endpoint {
+                path: "/off-only",
+                help: "a disabled source's endpoint",
+            }],
+            exclusive_params: &["remote"],
+        };
+        let mut app = state(4, &[]);
+        app.registry.declare("off", ROUTES);
+        let app = Arc::new(app);
+        let (status, body) = get(app.clone(), "/off-only").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert!(
+            body.contains("the off collector is disabled (--no-collector.off)"),
+            "{body}"
+        );
+        // Its exclusive parameter narrows /metrics to it: disabled, so 404 too.
+        let (status, _) = get(app.clone(), "/metrics?remote=x").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // Other parameters are the sources' business; none here.
+        let (status, body) = get(app.clone(), "/metrics?other=1").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("dataplane_collector_build_info"), "{body}");
+        let (status, body) = get(app.clone(), "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("/off-only"), "{body}");
+        let (status, _) = get(app, "/undeclared").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
 }

@@ -105,10 +105,7 @@ pub const DESCRIPTOR: Descriptor = Descriptor {
     name: NAME,
     help: "eBPF counters: per-port and per-flow traffic at the OVS vports (TC), kernel datapath upcalls and IPVS connections (kprobes)",
     default_enabled: true,
-    routes: crate::registry::Routes {
-        endpoints: &[],
-        exclusive_params: &[],
-    },
+    routes: crate::registry::Routes::NONE,
     flags: <EbpfArgs as Args>::augment_args,
     build,
 };

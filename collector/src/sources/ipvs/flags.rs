@@ -32,10 +32,7 @@ pub const DESCRIPTOR: Descriptor = Descriptor {
     name: NAME,
     help: "IPVS virtual services and real servers (generic netlink)",
     default_enabled: true,
-    routes: crate::registry::Routes {
-        endpoints: &[],
-        exclusive_params: &[],
-    },
+    routes: crate::registry::Routes::NONE,
     flags: <IpvsArgs as Args>::augment_args,
     build,
 };

@@ -27,10 +27,7 @@ pub const DESCRIPTOR: Descriptor = Descriptor {
     name: "ovsdb",
     help: "Open vSwitch interface statistics and state, and the pod each interface belongs to (OVSDB monitor)",
     default_enabled: true,
-    routes: crate::registry::Routes {
-        endpoints: &[],
-        exclusive_params: &[],
-    },
+    routes: crate::registry::Routes::NONE,
     flags: build::no_flags,
     build,
 };

@@ -31,11 +31,6 @@ impl Default for Config {
     }
 }
 
-const ROUTES: crate::registry::Routes = crate::registry::Routes {
-    endpoints: &[],
-    exclusive_params: &[],
-};
-
 /// `--collector.vfstats.*`.
 #[derive(Debug, Clone, Args)]
 pub struct VfStatsArgs {
@@ -151,7 +146,7 @@ pub const VFSTATS: Descriptor = Descriptor {
     name: "vfstats",
     help: "SR-IOV virtual function counters (netlink, or i40e sysfs)",
     default_enabled: true,
-    routes: ROUTES,
+    routes: crate::registry::Routes::NONE,
     flags: <VfStatsArgs as Args>::augment_args,
     build: build_vfstats,
 };
@@ -160,7 +155,7 @@ pub const KUBEPODDEVICE: Descriptor = Descriptor {
     name: "kubepoddevice",
     help: "which pod holds which VF (kubelet pod-resources API)",
     default_enabled: false,
-    routes: ROUTES,
+    routes: crate::registry::Routes::NONE,
     flags: <KubePodDeviceArgs as Args>::augment_args,
     build: build_kubepoddevice,
 };
@@ -169,7 +164,7 @@ pub const KUBEPODCPU: Descriptor = Descriptor {
     name: "kubepodcpu",
     help: "which CPUs a Guaranteed pod owns (CPU manager checkpoint and cpusets)",
     default_enabled: false,
-    routes: ROUTES,
+    routes: crate::registry::Routes::NONE,
     flags: <KubePodCpuArgs as Args>::augment_args,
     build: build_kubepodcpu,
 };
