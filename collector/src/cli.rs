@@ -1,14 +1,13 @@
 //! Command line. `serve` is the default subcommand: `dataplane-collector --web.listen-address=…`
 //! runs the daemon. Flags follow the Prometheus exporters' dotted style.
 
-use crate::registry::SOURCES;
+use crate::sources::ALL as SOURCES;
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Default listen address.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:9477";
+pub use crate::flagvalue::{DEFAULT_LISTEN, parse_duration};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,175 +81,9 @@ pub struct ServeArgs {
     #[arg(long = "scrape.timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub scrape_timeout: Duration,
 
-    /// Open vSwitch run directory, where ovs-vswitchd puts each bridge's <bridge>.mgmt socket.
-    #[arg(
-        long = "ovs.rundir",
-        value_name = "DIR",
-        default_value = "/var/run/openvswitch"
-    )]
-    pub ovs_rundir: PathBuf,
-
-    /// ovsdb-server to monitor: unix:PATH or tcp:HOST:PORT [default: unix:<--ovs.rundir>/db.sock].
-    #[arg(long = "ovs.db", value_name = "ENDPOINT")]
-    pub ovs_db: Option<String>,
-
-    /// Silence from ovsdb-server after which the daemon sends an echo probe; with no answer
-    /// within as long again, the connection is dropped (ovs_ovsdb_up 0) and made anew.
-    #[arg(long = "ovs.db-probe-interval", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub ovs_db_probe_interval: Duration,
-
-    /// Largest JSON-RPC message accepted from ovsdb-server; a larger one drops the connection.
-    #[arg(
-        long = "ovs.db-max-message-bytes",
-        value_name = "BYTES",
-        default_value_t = crate::ovsdb::proto::DEFAULT_MAX_MESSAGE
-    )]
-    pub ovs_db_max_message_bytes: usize,
-
-    /// Map an Interface (or Port) external_ids key to a label, for CNIs without a built-in
-    /// convention: KEY=pod and KEY=namespace name the pod; other labels go on
-    /// ovs_interface_info (repeatable).
-    #[arg(long = "ovs.external-id-label", value_name = "KEY=LABEL")]
-    pub ovs_external_id_labels: Vec<String>,
-
-    /// Port for a bare ?target=HOST (the seed exporter's 16633).
-    #[arg(long = "ovs.target-port", value_name = "PORT", default_value_t = crate::sources::openflow::DEFAULT_TARGET_PORT)]
-    pub ovs_target_port: u16,
-
-    /// Where ?target= may point: CIDRs, addresses, host names, unix:PATH or unix:DIR/
-    /// (repeatable or comma-separated). The local *.mgmt sockets are always allowed; any other
-    /// target gets HTTP 400.
-    #[arg(
-        long = "ovs.allowed-targets",
-        value_name = "LIST",
-        value_delimiter = ','
-    )]
-    pub ovs_allowed_targets: Vec<String>,
-
-    /// Add an `actions` label to flow series (as `ovs-ofctl -O OpenFlow13 dump-flows` writes them).
-    #[arg(long = "ovs.flow-actions")]
-    pub ovs_flow_actions: bool,
-
-    /// Flows per bridge with series of their own (those with the most bytes); the rest are summed
-    /// per (table, cookie) with match="*". 0: no limit.
-    #[arg(
-        long = "ovs.max-flow-series",
-        value_name = "N",
-        default_value_t = 10_000
-    )]
-    pub ovs_max_flow_series: usize,
-
-    /// Flows read per bridge at most; a switch with more fails that bridge's scrape (and
-    /// counts `dataplane_collector_limit_exceeded_total{limit="openflow_flows"}`).
-    #[arg(long = "ovs.max-flows", value_name = "N", default_value_t = 1_000_000)]
-    pub ovs_max_flows: usize,
-
-    /// Bytes of OpenFlow replies read per bridge and scrape at most.
-    #[arg(long = "ovs.max-reply-bytes", value_name = "BYTES",
-          default_value_t = crate::openflow::client::DEFAULT_MAX_REPLY_BYTES)]
-    pub ovs_max_reply_bytes: usize,
-
-    /// Network namespace to read IPVS in, as a path like /var/run/docker/netns/ingress_sbox
-    /// (repeatable). Without it, the daemon's own namespace.
-    #[arg(long = "ipvs.netns", value_name = "PATH")]
-    pub ipvs_netns: Vec<PathBuf>,
-
-    /// Count per flow (5-tuple) as well as per port; `--ebpf.flows=false` counts per port only
-    /// (cheaper).
-    #[arg(long = "ebpf.flows", value_name = "BOOL", default_value_t = true,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          action = ArgAction::Set, value_parser = clap::value_parser!(bool))]
-    pub ebpf_flows: bool,
-
-    /// Size of the kernel's flow map (LRU), 1024 to 16777216.
-    #[arg(long = "ebpf.max-flows", value_name = "N", default_value_t = 65_536,
-          value_parser = clap::value_parser!(u32).range(crate::sources::ebpf::MAX_FLOWS_RANGE))]
-    pub ebpf_max_flows: u32,
-
-    /// Netdevs the kernel's per-port maps hold, 1 to 262144 (PORTS: two entries per port, one
-    /// per direction; VPORTS: one). Ports past it are not counted, and
-    /// dataplane_collector_ebpf_map_full_total{map="PORTS"} says so.
-    #[arg(long = "ebpf.max-ports", value_name = "N",
-          default_value_t = crate::sources::ebpf::DEFAULT_MAX_PORTS,
-          value_parser = clap::value_parser!(u32).range(crate::sources::ebpf::MAX_PORTS_RANGE))]
-    pub ebpf_max_ports: u32,
-
-    /// Size of the kernel's map of new IPVS connections per (service, real server), an LRU
-    /// map: the pairs not seen for the longest make room. 1024 to 16777216.
-    #[arg(long = "ebpf.max-ipvs-conns", value_name = "N",
-          default_value_t = crate::sources::ebpf::DEFAULT_MAX_IPVS_CONNS,
-          value_parser = clap::value_parser!(u32).range(crate::sources::ebpf::MAX_IPVS_CONNS_RANGE))]
-    pub ebpf_max_ipvs_conns: u32,
-
-    /// Flows with series of their own (the most bytes); the rest are folded per port. 0: all.
-    #[arg(long = "ebpf.max-flow-series", value_name = "N", default_value_t = 100)]
-    pub ebpf_max_flow_series: usize,
-
-    /// Pin the eBPF maps and links in this bpffs directory, so counters survive a restart or
-    /// an upgrade (and programs stay attached across it). It must be a directory of the
-    /// collector's own, such as /sys/fs/bpf/dataplane-collector (a bpffs root is refused); it
-    /// is swept at start (links of gone netdevs, maps whose size or type changed).
-    #[arg(long = "ebpf.pin-path", value_name = "DIR")]
-    pub ebpf_pin_path: Option<PathBuf>,
-
-    /// Flows idle this long leave the kernel's map for the per-port totals.
-    #[arg(long = "ebpf.flow-idle-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub ebpf_flow_idle_timeout: Duration,
-
-    /// Read VF counters over netlink; `--collector.netlink=false` reads the i40e sysfs
-    /// counters instead (the SR-IOV exporter's flag).
-    #[arg(long = "collector.netlink", value_name = "BOOL", default_value_t = true,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          action = ArgAction::Set, value_parser = clap::value_parser!(bool))]
-    pub sriov_netlink: bool,
-
-    /// Kubelet CPU manager checkpoint.
-    #[arg(
-        long = "path.cpucheckpoint",
-        value_name = "FILE",
-        default_value = "/var/lib/kubelet/cpu_manager_state"
-    )]
-    pub path_cpucheckpoint: PathBuf,
-
-    /// Kubernetes cgroups on the host (cgroup v1 cpuset hierarchy, or the v2 root's kubepods).
-    #[arg(
-        long = "path.kubecgroup",
-        value_name = "DIR",
-        default_value = "/sys/fs/cgroup/cpuset/kubepods/"
-    )]
-    pub path_kubecgroup: PathBuf,
-
-    /// Kubelet pod-resources socket.
-    #[arg(
-        long = "path.kubeletSocket",
-        value_name = "FILE",
-        default_value = "/var/lib/kubelet/pod-resources/kubelet.sock"
-    )]
-    pub path_kubelet_socket: PathBuf,
-
-    /// System CPU and NUMA information.
-    #[arg(
-        long = "path.nodecpuinfo",
-        value_name = "DIR",
-        default_value = "/sys/devices/system/node/"
-    )]
-    pub path_nodecpuinfo: PathBuf,
-
-    /// PCI devices on the host.
-    #[arg(
-        long = "path.sysbuspci",
-        value_name = "DIR",
-        default_value = "/sys/bus/pci/devices"
-    )]
-    pub path_sysbuspci: PathBuf,
-
-    /// Network interfaces on the host.
-    #[arg(
-        long = "path.sysclassnet",
-        value_name = "DIR",
-        default_value = "/sys/class/net/"
-    )]
-    pub path_sysclassnet: PathBuf,
+    /// Open vSwitch flags several sources share (the OVSDB monitor, the run directory).
+    #[command(flatten)]
+    pub ovs: crate::sources::build::OvsArgs,
 
     /// Requests per second each client address is answered (a token bucket per address, for
     /// at most 4096 addresses); past it, HTTP 429. /healthz is exempt. 0: no limit.
@@ -301,34 +134,14 @@ pub struct ServeArgs {
     pub collectors: CollectorFlags,
 }
 
-/// Parses `10s`, `1500ms`, `2m` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (like 10s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{s:?}: unit must be ms, s or m")),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("{s:?} must be positive"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// `--collector.NAME` / `--no-collector.NAME` for every source, and
-/// `--collector.disable-defaults`. The last of a pair wins.
+/// `--collector.disable-defaults` (the last of a pair wins); and every source's own flags
+/// (`--collector.NAME.FLAG`, from its descriptor), kept as parsed for its constructor.
 #[derive(Debug, Clone, Default)]
 pub struct CollectorFlags {
     explicit: BTreeMap<&'static str, bool>,
     disable_defaults: bool,
+    matches: ArgMatches,
 }
 
 impl CollectorFlags {
@@ -339,12 +152,18 @@ impl CollectorFlags {
         }
         !self.disable_defaults && SOURCES.iter().any(|s| s.name == name && s.default_enabled)
     }
+
+    /// The command line as parsed, for the sources' constructors to read their flags from.
+    pub fn matches(&self) -> &ArgMatches {
+        &self.matches
+    }
 }
 
 impl FromArgMatches for CollectorFlags {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
         let mut flags = CollectorFlags {
             disable_defaults: m.get_flag("collector.disable-defaults"),
+            matches: m.clone(),
             ..CollectorFlags::default()
         };
         for s in SOURCES {
@@ -401,6 +220,9 @@ impl Args for CollectorFlags {
                         .overrides_with(on.clone())
                         .help(format!("Disable the {} collector", s.name)),
                 );
+        }
+        for s in SOURCES {
+            cmd = (s.flags)(cmd);
         }
         cmd
     }
@@ -460,7 +282,7 @@ mod tests {
         let a = parse(&[]).map_err(|e| e.to_string());
         let Ok(a) = a else { panic!("{a:?}") };
         assert_eq!(a.listen_address, DEFAULT_LISTEN);
-        assert_eq!(a.ovs_rundir, PathBuf::from("/var/run/openvswitch"));
+        assert_eq!(a.ovs.rundir, PathBuf::from("/var/run/openvswitch"));
         assert!(a.collectors.enabled("openflow"));
         assert!(!a.collectors.enabled("nonexistent"));
 
@@ -503,7 +325,12 @@ mod tests {
             "unix:/x/",
         ]);
         assert_eq!(
-            a.map(|a| a.ovs_allowed_targets).ok(),
+            a.ok().and_then(|a| {
+                a.collectors
+                    .matches()
+                    .get_many::<String>("collector.openflow.allowed-targets")
+                    .map(|v| v.cloned().collect::<Vec<_>>())
+            }),
             Some(vec![
                 "10.0.0.0/8".to_owned(),
                 "node1".to_owned(),
@@ -529,57 +356,57 @@ mod tests {
     }
 
     #[test]
-    fn ebpf_map_sizes_are_range_checked() {
-        let a = parse(&[]).map_err(|e| e.to_string());
-        let Ok(a) = a else { panic!("{a:?}") };
-        assert_eq!(
-            (a.ebpf_max_ports, a.ebpf_max_flows, a.ebpf_max_ipvs_conns),
-            (4096, 65_536, 65_536)
-        );
-        let a = parse(&[
-            "--ebpf.max-ports=2",
-            "--ebpf.max-flows=1024",
-            "--ebpf.max-ipvs-conns=16777216",
-        ])
-        .map_err(|e| e.to_string());
-        let Ok(a) = a else { panic!("{a:?}") };
-        assert_eq!(
-            (a.ebpf_max_ports, a.ebpf_max_flows, a.ebpf_max_ipvs_conns),
-            (2, 1024, 16_777_216)
-        );
-        for (bad, flag, range) in [
-            ("--ebpf.max-ports=0", "--ebpf.max-ports", "1..=262144"),
-            ("--ebpf.max-ports=262145", "--ebpf.max-ports", "1..=262144"),
+    fn every_source_flag_has_its_new_name_and_its_old_alias() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let longs: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .collect();
+        let aliases: Vec<String> = cmd
+            .get_arguments()
+            .flat_map(|a| a.get_visible_aliases().unwrap_or_default())
+            .map(str::to_owned)
+            .collect();
+        for (new, old) in [
+            ("collector.openflow.allowed-targets", "ovs.allowed-targets"),
+            ("collector.openflow.max-flows", "ovs.max-flows"),
+            ("collector.ebpf.max-ports", "ebpf.max-ports"),
+            ("collector.ebpf.pin-path", "ebpf.pin-path"),
+            ("collector.ipvs.netns", "ipvs.netns"),
+            ("collector.vfstats.netlink", "collector.netlink"),
             (
-                "--ebpf.max-flows=1023",
-                "--ebpf.max-flows",
-                "1024..=16777216",
+                "collector.kubepoddevice.kubelet-socket",
+                "path.kubeletSocket",
             ),
-            (
-                "--ebpf.max-flows=16777217",
-                "--ebpf.max-flows",
-                "1024..=16777216",
-            ),
-            (
-                "--ebpf.max-ipvs-conns=10",
-                "--ebpf.max-ipvs-conns",
-                "1024..=16777216",
-            ),
-            ("--ebpf.max-ports=-1", "--ebpf.max-ports", ""),
-            ("--ebpf.max-ports=lots", "--ebpf.max-ports", ""),
+            ("collector.kubepodcpu.cpucheckpoint", "path.cpucheckpoint"),
         ] {
-            let e = parse(&[bad]).map(|_| ()).expect_err(bad).to_string();
-            assert!(e.contains(flag) && e.contains(range), "{bad}: {e}");
+            assert!(longs.iter().any(|l| l == new), "--{new}");
+            assert!(aliases.iter().any(|l| l == old), "--{old}");
         }
-        // Engine::load callers other than the command line get the same check.
-        let cfg = crate::sources::ebpf::Config {
-            max_ports: 0,
-            ..crate::sources::ebpf::Config::for_tests()
+        // Every source flag is named after its source.
+        for a in cmd.get_arguments() {
+            let Some(long) = a.get_long() else { continue };
+            if let Some(rest) = long.strip_prefix("collector.")
+                && let Some((source, _flag)) = rest.split_once('.')
+            {
+                assert!(SOURCES.iter().any(|s| s.name == source), "--{long}");
+            }
+        }
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("--collector.ebpf.max-ports"), "{help}");
+        assert!(help.contains("--ebpf.max-ports"), "{help}");
+        // The old and the new spelling set the same flag.
+        let m = |argv: &[&str]| {
+            parse(argv).ok().and_then(|a| {
+                a.collectors
+                    .matches()
+                    .get_one::<u32>("collector.ebpf.max-ports")
+                    .copied()
+            })
         };
-        assert!(
-            cfg.validate()
-                .is_err_and(|e| e.to_string().contains("--ebpf.max-ports=0"))
-        );
-        assert_eq!(crate::sources::ebpf::Config::for_tests().validate(), Ok(()));
+        assert_eq!(m(&["--ebpf.max-ports=7"]), Some(7));
+        assert_eq!(m(&["--collector.ebpf.max-ports=8"]), Some(8));
+        assert_eq!(m(&["serve", "--ebpf.max-ports=9"]), Some(9));
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod exposition;
+pub mod flagvalue;
 pub mod flows;
 pub mod fuzzing;
 pub mod limits;
@@ -33,113 +34,43 @@ pub fn init_logging(format: cli::LogFormat, level: &str) {
 }
 
 /// What to do when the daemon stops (detach eBPF programs…).
-pub type ShutdownHook = Box<dyn Fn() + Send + Sync>;
+pub use registry::ShutdownHook;
 
-/// Builds the registry of enabled sources from the flags. Starts the OVSDB monitor (on the
-/// current tokio runtime) when a source needs it.
-pub fn build_registry(
-    args: &cli::ServeArgs,
-) -> Result<(registry::Registry, Vec<ShutdownHook>), StartError> {
-    let mut reg = registry::Registry::new();
-    let mut hooks: Vec<ShutdownHook> = Vec::new();
-    let attributor = Arc::new(
-        sources::ovsdb::attribution::Attributor::new(&args.ovs_external_id_labels)
-            .map_err(StartError::Config)?,
-    );
-    let wants_ovsdb = ["ovsdb", "openflow", "ebpf"]
-        .iter()
-        .any(|c| args.collectors.enabled(c));
-    let ovsdb = if wants_ovsdb {
-        let endpoint = match &args.ovs_db {
-            Some(s) => ovsdb::DbEndpoint::parse(s).map_err(StartError::Config)?,
-            None => ovsdb::DbEndpoint::Unix(args.ovs_rundir.join("db.sock")),
-        };
-        Some(ovsdb::Handle::spawn_with(
-            endpoint,
-            ovsdb::client::Options {
-                probe_interval: args.ovs_db_probe_interval,
-                max_message_bytes: args.ovs_db_max_message_bytes,
-            },
-        ))
-    } else {
-        None
-    };
-    if args.collectors.enabled("openflow") {
-        reg.add(Arc::new(sources::openflow::OpenFlowSource::new(
-            sources::openflow::Config {
-                rundir: args.ovs_rundir.clone(),
-                flow_actions: args.ovs_flow_actions,
-                max_flow_series: args.ovs_max_flow_series,
-                max_flows: args.ovs_max_flows,
-                max_reply_bytes: args.ovs_max_reply_bytes,
-                ovsdb: ovsdb.clone(),
-                attributor: attributor.clone(),
-            },
-        )));
-    }
-    if args.collectors.enabled("ovsdb")
-        && let Some(handle) = &ovsdb
-    {
-        reg.add(Arc::new(sources::ovsdb::OvsdbSource::new(
-            handle.clone(),
-            attributor.clone(),
-        )));
-    }
-    if args.collectors.enabled("ebpf") {
-        let source = sources::ebpf::EbpfSource::start(
-            sources::ebpf::Config {
-                flows: args.ebpf_flows,
-                noop: false,
-                max_flows: args.ebpf_max_flows,
-                max_ports: args.ebpf_max_ports,
-                max_ipvs_conns: args.ebpf_max_ipvs_conns,
-                max_flow_series: args.ebpf_max_flow_series,
-                pin_path: args.ebpf_pin_path.clone(),
-                idle_timeout: args.ebpf_flow_idle_timeout,
-                rundir: args.ovs_rundir.clone(),
-            },
-            ovsdb.clone(),
-            attributor.clone(),
-        );
-        let for_hook = source.clone();
-        hooks.push(Box::new(move || for_hook.shutdown()));
-        reg.add(source);
-    }
-    if args.collectors.enabled("ipvs") {
-        reg.add(Arc::new(sources::ipvs::IpvsSource::new(
-            sources::ipvs::Config {
-                netns: args.ipvs_netns.clone(),
-            },
-        )));
-    }
-    let sriov = sources::sriov::Config {
-        sysclassnet: args.path_sysclassnet.clone(),
-        sysbuspci: args.path_sysbuspci.clone(),
-        netlink: args.sriov_netlink,
-        kubelet_socket: args.path_kubelet_socket.clone(),
-        cpu_checkpoint: args.path_cpucheckpoint.clone(),
-        kube_cgroup: args.path_kubecgroup.clone(),
-        node_cpu_info: args.path_nodecpuinfo.clone(),
-    };
-    if args.collectors.enabled("vfstats") {
-        reg.add(Arc::new(sources::sriov::VfStatsSource::new(sriov.clone())));
-    }
-    if args.collectors.enabled("kubepoddevice") {
-        reg.add(Arc::new(sources::sriov::KubePodDeviceSource::new(
-            sriov.clone(),
-        )));
-    }
-    if args.collectors.enabled("kubepodcpu") {
-        reg.add(Arc::new(sources::sriov::KubePodCpuSource::new(sriov)));
-    }
-    Ok((reg, hooks))
+/// Builds the registry of enabled sources from the flags: each source's descriptor
+/// ([`sources::ALL`]) builds it from its own flags. Starts the OVSDB monitor (on the current
+/// tokio runtime) when a source needs it.
+pub fn build_registry(args: &cli::ServeArgs) -> Result<registry::Registry, StartError> {
+    sources::build::build_all(
+        sources::ALL,
+        |name| args.collectors.enabled(name),
+        args.collectors.matches(),
+        &args.ovs,
+    )
+    .map_err(|source| StartError::Collectors { source })
 }
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
-    Config(String),
+    /// A source could not be built from its flags.
+    #[error("{source}")]
+    Collectors {
+        #[source]
+        source: sources::build::BuildError,
+    },
+    #[error("{reason}")]
+    ListenAddress { addr: String, reason: String },
+    #[error("{reason}")]
+    RateLimitExempt { reason: String },
+    #[error("--web.config.file: {source}")]
+    WebConfig {
+        #[source]
+        source: webconfig::WebConfigError,
+    },
+    #[error("{reason}")]
+    OvsdbEndpoint { endpoint: String, reason: String },
+    #[error("probe failed: {reason}")]
+    Probe { reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -152,23 +83,15 @@ pub enum StartError {
 
 /// Builds what the HTTP handlers share from the flags.
 pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartError> {
-    let allowed = sources::openflow::target::AllowList::parse(
-        &args.ovs_allowed_targets,
-        args.ovs_target_port,
-    )
-    .map_err(StartError::Config)?;
-    let exempt =
-        server::RateLimiter::parse_exempt(&args.rate_limit_exempt).map_err(StartError::Config)?;
+    let exempt = server::RateLimiter::parse_exempt(&args.rate_limit_exempt)
+        .map_err(|reason| StartError::RateLimitExempt { reason })?;
     let web = webconfig::WebConfigWatch::load(args.web_config_file.as_deref())
-        .map_err(|e| StartError::Config(e.to_string()))?;
-    let (registry, shutdown) = build_registry(args)?;
+        .map_err(|source| StartError::WebConfig { source })?;
+    let registry = build_registry(args)?;
     Ok(Arc::new(server::AppState {
         registry,
-        shutdown,
         scrape_timeout: args.scrape_timeout,
-        allowed_targets: allowed,
-        target_port: args.ovs_target_port,
-        ovs_rundir: args.ovs_rundir.clone(),
+        ovs_rundir: args.ovs.rundir.clone(),
         permits: Arc::new(tokio::sync::Semaphore::new(args.max_requests.max(1))),
         flow_api: args.enable_flow_api,
         limiter: server::RateLimiter::new(args.rate_limit, args.rate_burst, exempt.clone()),
@@ -187,7 +110,11 @@ pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartEr
 
 /// Runs the HTTP server until SIGINT or SIGTERM.
 pub async fn serve(args: cli::ServeArgs) -> Result<(), StartError> {
-    let addr = cli::listen_addr(&args.listen_address).map_err(StartError::Config)?;
+    let addr =
+        cli::listen_addr(&args.listen_address).map_err(|reason| StartError::ListenAddress {
+            addr: args.listen_address.clone(),
+            reason,
+        })?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Listen { addr, source })?;
@@ -215,12 +142,9 @@ pub async fn serve_on(
         shutdown,
     )
     .await;
-    let result = Ok(());
-    for hook in &state.shutdown {
-        hook();
-    }
+    state.registry.shutdown();
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -245,7 +169,10 @@ async fn shutdown_signal() {
 /// `dataplane-collector probe`: the report as text.
 pub async fn probe(args: cli::ProbeArgs) -> Result<String, StartError> {
     let endpoint = match &args.ovs_db {
-        Some(s) => ovsdb::DbEndpoint::parse(s).map_err(StartError::Config)?,
+        Some(s) => ovsdb::DbEndpoint::parse(s).map_err(|reason| StartError::OvsdbEndpoint {
+            endpoint: s.clone(),
+            reason,
+        })?,
         None => ovsdb::DbEndpoint::Unix(args.ovs_rundir.join("db.sock")),
     };
     let handle = ovsdb::Handle::spawn(endpoint);
@@ -263,6 +190,8 @@ pub async fn probe(args: cli::ProbeArgs) -> Result<String, StartError> {
     });
     let checks = tokio::task::spawn_blocking(move || probe::probe(interfaces))
         .await
-        .map_err(|e| StartError::Config(format!("probe failed: {e}")))?;
+        .map_err(|e| StartError::Probe {
+            reason: e.to_string(),
+        })?;
     Ok(probe::render(&checks))
 }

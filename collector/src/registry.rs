@@ -7,6 +7,8 @@
 
 use crate::exposition::{MetricType, Writer};
 use futures_util::future::BoxFuture;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,47 +18,103 @@ use std::time::{Duration, Instant};
 pub struct ScrapeRequest {
     /// Every source must be done by then.
     pub deadline: tokio::time::Instant,
-    /// Which parts of OpenFlow to read (the seed-compatible endpoints ask for one slice).
-    pub openflow: OpenFlowSlice,
-    /// A remote switch from `?target=`, already checked against the allowlist.
-    pub target: Option<Arc<crate::sources::openflow::target::Target>>,
+    /// What the HTTP request asked of particular sources, read by their
+    /// [`Source::prepare`] hooks (typed, keyed by type: each source reads its own).
+    pub params: Arc<RequestParams>,
 }
 
-/// Parts of the OpenFlow source, so `/ports`, `/flows` and `/groups` fetch only what they show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpenFlowSlice {
-    pub ports: bool,
-    pub flows: bool,
-    pub tables: bool,
-    pub groups: bool,
+impl ScrapeRequest {
+    /// A scrape with no request parameters (every source does its default).
+    pub fn new(deadline: tokio::time::Instant) -> Self {
+        ScrapeRequest {
+            deadline,
+            params: Arc::new(RequestParams::default()),
+        }
+    }
+
+    /// The parameter of type `T` a [`Source::prepare`] hook put there, if any.
+    pub fn param<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.params.get::<T>()
+    }
 }
 
-impl OpenFlowSlice {
-    pub const ALL: OpenFlowSlice = OpenFlowSlice {
-        ports: true,
-        flows: true,
-        tables: true,
-        groups: true,
-    };
-    pub const PORTS: OpenFlowSlice = OpenFlowSlice {
-        ports: true,
-        flows: false,
-        tables: false,
-        groups: false,
-    };
-    pub const FLOWS: OpenFlowSlice = OpenFlowSlice {
-        ports: false,
-        flows: true,
-        tables: true,
-        groups: false,
-    };
-    pub const GROUPS: OpenFlowSlice = OpenFlowSlice {
-        ports: false,
-        flows: false,
-        tables: false,
-        groups: true,
+/// Per-request parameters, one value per type: a source's `prepare` inserts a type of its own
+/// and its `fetch` reads it back, so the server and the registry never name a source's types.
+#[derive(Default)]
+pub struct RequestParams {
+    values: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl RequestParams {
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.values.insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.values
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+    }
+}
+
+impl std::fmt::Debug for RequestParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestParams")
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
+/// The HTTP request as a source's [`Source::prepare`] hook sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// One of the source's own [`Routes::endpoints`] (`/ports`), or `None` for `/metrics`.
+    pub endpoint: Option<&'static str>,
+    /// The query parameters as given.
+    pub query: &'a [(String, String)],
+}
+
+/// Why a source refused what a request asked of it (HTTP 400; the message is the reason).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{reason}")]
+    BadParameter {
+        /// The query parameter (`target`).
+        param: &'static str,
+        reason: String,
+    },
+}
+
+/// One HTTP endpoint of a source's own, besides `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    /// `/ports`.
+    pub path: &'static str,
+    /// A line for the index page.
+    pub help: &'static str,
+}
+
+/// What of HTTP a source serves besides its part of `/metrics`, declared with the source
+/// (known for a disabled source too, which then answers 404).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Routes {
+    /// Endpoints that scrape this source alone.
+    pub endpoints: &'static [Endpoint],
+    /// Query parameters that, on `/metrics`, narrow the scrape to this source alone
+    /// (`?target=`: another switch, so the sources describing this node do not apply).
+    pub exclusive_params: &'static [&'static str],
+}
+
+impl Routes {
+    /// Nothing but its part of `/metrics`.
+    pub const NONE: Routes = Routes {
+        endpoints: &[],
+        exclusive_params: &[],
     };
 }
+
+/// What to do when the daemon stops (detach eBPF programs…).
+pub type ShutdownHook = Box<dyn Fn() + Send + Sync>;
 
 /// How a source's part of the scrape went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +142,17 @@ pub trait Source: Send + Sync + 'static {
 
     /// The name in `--collector.NAME` and in the `collector` label.
     fn name(&self) -> &'static str;
+
+    /// Reads what an HTTP request asks of this source (its own endpoints, its query
+    /// parameters) into `params`, for `fetch` to find in [`ScrapeRequest::params`]. Runs for
+    /// each source a request scrapes, before any fetches; an error refuses the request (400).
+    fn prepare(
+        &self,
+        _incoming: Incoming<'_>,
+        _params: &mut RequestParams,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send {
+        std::future::ready(Ok(()))
+    }
 
     /// Reads the subsystem. Must not block the thread (spawn_blocking for blocking syscalls).
     fn fetch(
@@ -127,6 +196,11 @@ pub struct Collected {
 
 trait DynSource: Send + Sync {
     fn name(&self) -> &'static str;
+    fn prepare<'a>(
+        &'a self,
+        incoming: Incoming<'a>,
+        params: &'a mut RequestParams,
+    ) -> BoxFuture<'a, Result<(), RequestError>>;
     fn collect(&self, req: ScrapeRequest) -> BoxFuture<'static, Collected>;
 }
 
@@ -135,6 +209,14 @@ struct Erased<S: Source>(Arc<S>);
 impl<S: Source> DynSource for Erased<S> {
     fn name(&self) -> &'static str {
         self.0.name()
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        incoming: Incoming<'a>,
+        params: &'a mut RequestParams,
+    ) -> BoxFuture<'a, Result<(), RequestError>> {
+        Box::pin(self.0.prepare(incoming, params))
     }
 
     fn collect(&self, req: ScrapeRequest) -> BoxFuture<'static, Collected> {
@@ -192,57 +274,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// A source's name, description and default, for flags and docs.
-#[derive(Debug, Clone, Copy)]
-pub struct SourceInfo {
-    pub name: &'static str,
-    pub help: &'static str,
-    pub default_enabled: bool,
-}
-
-/// Every source this build knows, in the order they are encoded.
-pub const SOURCES: &[SourceInfo] = &[
-    SourceInfo {
-        name: "openflow",
-        help: "Open vSwitch OpenFlow port, flow, table and group statistics (native OpenFlow 1.3)",
-        default_enabled: true,
-    },
-    SourceInfo {
-        name: "ovsdb",
-        help: "Open vSwitch interface statistics and state, and the pod each interface belongs to (OVSDB monitor)",
-        default_enabled: true,
-    },
-    SourceInfo {
-        name: "ebpf",
-        help: "eBPF counters: per-port and per-flow traffic at the OVS vports (TC), kernel datapath upcalls and IPVS connections (kprobes)",
-        default_enabled: true,
-    },
-    SourceInfo {
-        name: "ipvs",
-        help: "IPVS virtual services and real servers (generic netlink)",
-        default_enabled: true,
-    },
-    SourceInfo {
-        name: "vfstats",
-        help: "SR-IOV virtual function counters (netlink, or i40e sysfs)",
-        default_enabled: true,
-    },
-    SourceInfo {
-        name: "kubepoddevice",
-        help: "which pod holds which VF (kubelet pod-resources API)",
-        default_enabled: false,
-    },
-    SourceInfo {
-        name: "kubepodcpu",
-        help: "which CPUs a Guaranteed pod owns (CPU manager checkpoint and cpusets)",
-        default_enabled: false,
-    },
-];
-
-/// The enabled sources.
+/// The enabled sources, the routes of every known one, and what to run at shutdown.
 #[derive(Default)]
 pub struct Registry {
     sources: Vec<Arc<dyn DynSource>>,
+    routes: Vec<(&'static str, Routes)>,
+    shutdown: Vec<ShutdownHook>,
 }
 
 impl Registry {
@@ -250,8 +287,76 @@ impl Registry {
         Registry::default()
     }
 
+    /// Adds an enabled source.
     pub fn add<S: Source>(&mut self, source: Arc<S>) {
         self.sources.push(Arc::new(Erased(source)));
+    }
+
+    /// Declares what of HTTP the source `name` serves, whether or not it is enabled.
+    pub fn declare(&mut self, name: &'static str, routes: Routes) {
+        self.routes.push((name, routes));
+    }
+
+    /// Every declared source with its routes.
+    pub fn routes(&self) -> &[(&'static str, Routes)] {
+        &self.routes
+    }
+
+    /// The source that serves `path` alone.
+    pub fn endpoint_owner(&self, path: &str) -> Option<&'static str> {
+        self.routes
+            .iter()
+            .find(|(_, r)| r.endpoints.iter().any(|e| e.path == path))
+            .map(|(name, _)| *name)
+    }
+
+    /// The sources whose exclusive query parameters (see [`Routes::exclusive_params`]) the
+    /// query has, each once, with the parameter that claimed it.
+    pub fn exclusive_claims(
+        &self,
+        query: &[(String, String)],
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+        for (name, r) in &self.routes {
+            if let Some(p) = r
+                .exclusive_params
+                .iter()
+                .find(|p| query.iter().any(|(k, _)| k == *p))
+            {
+                out.push((name, p));
+            }
+        }
+        out
+    }
+
+    /// Runs `hook` when the daemon stops.
+    pub fn on_shutdown(&mut self, hook: ShutdownHook) {
+        self.shutdown.push(hook);
+    }
+
+    /// Runs the shutdown hooks.
+    pub fn shutdown(&self) {
+        for hook in &self.shutdown {
+            hook();
+        }
+    }
+
+    /// Runs the [`Source::prepare`] hook of each source the request scrapes (all if `only`
+    /// is `None`), in registry order; the first refusal ends it.
+    pub async fn prepare(
+        &self,
+        only: Option<&[&str]>,
+        incoming: Incoming<'_>,
+    ) -> Result<RequestParams, RequestError> {
+        let mut params = RequestParams::default();
+        for s in self
+            .sources
+            .iter()
+            .filter(|s| only.is_none_or(|names| names.contains(&s.name())))
+        {
+            s.prepare(incoming, &mut params).await?;
+        }
+        Ok(params)
     }
 
     pub fn names(&self) -> Vec<&'static str> {
@@ -423,11 +528,7 @@ mod tests {
             delay: Duration::from_secs(3600),
             result: || Ok(1),
         }));
-        let req = ScrapeRequest {
-            deadline: tokio::time::Instant::now() + Duration::from_secs(1),
-            openflow: OpenFlowSlice::ALL,
-            target: None,
-        };
+        let req = ScrapeRequest::new(tokio::time::Instant::now() + Duration::from_secs(1));
         let start = Instant::now();
         let results = reg.collect(&req, None).await;
         // Run concurrently: well under the sum of the delays.
@@ -459,5 +560,132 @@ mod tests {
 
         let only = reg.collect(&req, Some(&["absent"])).await;
         assert_eq!(only.len(), 1);
+    }
+
+    /// A source whose `prepare` hook reads `?n=` into a parameter its `fetch` returns.
+    struct Echo;
+
+    #[derive(Debug, PartialEq)]
+    struct EchoParam(u64);
+
+    impl Source for Echo {
+        type Snapshot = u64;
+        type Error = TestError;
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        async fn prepare(
+            &self,
+            incoming: Incoming<'_>,
+            params: &mut RequestParams,
+        ) -> Result<(), RequestError> {
+            for (k, v) in incoming.query {
+                if k == "n" {
+                    let n = v.parse().map_err(|_| RequestError::BadParameter {
+                        param: "n",
+                        reason: format!("?n={v} is not a number"),
+                    })?;
+                    params.insert(EchoParam(n));
+                }
+            }
+            Ok(())
+        }
+        async fn fetch(&self, req: &ScrapeRequest) -> Result<u64, TestError> {
+            Ok(req.param::<EchoParam>().map_or(0, |p| p.0))
+        }
+        fn encode(&self, snapshot: &u64, w: &mut Writer) {
+            w.family("echo", "test", MetricType::Gauge);
+            w.sample("echo").value_u64(*snapshot);
+        }
+    }
+
+    #[tokio::test]
+    async fn request_parameters_reach_the_source_that_asked() {
+        let mut reg = Registry::new();
+        reg.add(Arc::new(Echo));
+        reg.declare(
+            "echo",
+            Routes {
+                endpoints: &[Endpoint {
+                    path: "/echo",
+                    help: "echo",
+                }],
+                exclusive_params: &["n"],
+            },
+        );
+        reg.declare("other", Routes::default());
+        assert_eq!(reg.endpoint_owner("/echo"), Some("echo"));
+        assert_eq!(reg.endpoint_owner("/nope"), None);
+        let query = vec![("n".to_owned(), "42".to_owned())];
+        assert_eq!(reg.exclusive_claims(&query), vec![("echo", "n")]);
+        assert!(reg.exclusive_claims(&[]).is_empty());
+
+        let incoming = Incoming {
+            endpoint: None,
+            query: &query,
+        };
+        let params = reg.prepare(None, incoming).await.expect("a number");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let req = ScrapeRequest {
+            deadline,
+            params: Arc::new(params),
+        };
+        assert_eq!(req.param::<EchoParam>(), Some(&EchoParam(42)));
+        let results = reg.collect(&req, None).await;
+        let mut w = Writer::new();
+        for r in &results {
+            if let Some(d) = &r.data {
+                d.encode(&mut w);
+            }
+        }
+        assert!(w.into_string().contains("echo 42\n"));
+        // Without the parameter, the source does its default.
+        let results = reg.collect(&ScrapeRequest::new(deadline), None).await;
+        let mut w = Writer::new();
+        for r in &results {
+            if let Some(d) = &r.data {
+                d.encode(&mut w);
+            }
+        }
+        assert!(w.into_string().contains("echo 0\n"));
+
+        let bad = vec![("n".to_owned(), "x".to_owned())];
+        let refused = reg
+            .prepare(
+                None,
+                Incoming {
+                    endpoint: None,
+                    query: &bad,
+                },
+            )
+            .await;
+        assert!(
+            matches!(&refused, Err(RequestError::BadParameter { param: "n", .. })),
+            "{refused:?}"
+        );
+        // A source left out of the scrape is not asked.
+        assert!(
+            reg.prepare(
+                Some(&["other"]),
+                Incoming {
+                    endpoint: None,
+                    query: &bad,
+                },
+            )
+            .await
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn shutdown_hooks_run() {
+        let mut reg = Registry::new();
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let r = ran.clone();
+        reg.on_shutdown(Box::new(move || {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        reg.shutdown();
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

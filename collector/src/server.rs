@@ -1,5 +1,7 @@
-//! HTTP: `/metrics` (every enabled source), `/ports`, `/flows`, `/groups` (one OpenFlow slice,
-//! like the seed exporter, with `?target=`), `/healthz`.
+//! HTTP: `/metrics` (every enabled source), the endpoints sources declare for themselves
+//! ([`crate::registry::Routes`]: OpenFlow's `/ports`, `/flows`, `/groups`), `/healthz`, and
+//! the flow API ([`flow_api`]). The server knows no source: what a request asks of one (an
+//! endpoint of its own, a query parameter) reaches it through its `prepare` hook.
 //!
 //! A scrape fetches every source concurrently, then encodes on a thread of its own (never the
 //! shared blocking pool, which DNS look-ups and the eBPF loops need) into a bounded channel that
@@ -9,10 +11,10 @@
 //! [`conn`] is the accept loop (connection cap, header, idle and write timeouts, TLS).
 
 pub mod conn;
+pub mod flow_api;
 
 use crate::exposition::{self, ChunkSink, Writer};
-use crate::registry::{self, OpenFlowSlice, Registry, ScrapeRequest};
-use crate::sources::openflow::target::{self, AllowList};
+use crate::registry::{self, Incoming, Registry, ScrapeRequest};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -30,11 +32,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 /// What the HTTP handlers share.
 pub struct AppState {
     pub registry: Registry,
-    /// Run once when the server stops.
-    pub shutdown: Vec<crate::ShutdownHook>,
     pub scrape_timeout: Duration,
-    pub allowed_targets: AllowList,
-    pub target_port: u16,
+    /// `--ovs.rundir`: the bridges the flow API reads.
     pub ovs_rundir: PathBuf,
     pub permits: Arc<Semaphore>,
     /// `--web.enable-flow-api`.
@@ -318,14 +317,29 @@ async fn web_config(
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
-        .route("/ports", get(ports))
-        .route("/flows", get(flows))
-        .route("/groups", get(groups))
         .route("/healthz", get(healthz))
-        .route("/api/v1/flows", get(flow_api))
+        .route("/api/v1/flows", get(flow_api));
+    // Every declared source's endpoints, a disabled source's too (it answers 404).
+    for (_, routes) in state.registry.routes() {
+        for e in routes.endpoints {
+            let path: &'static str = e.path;
+            router = router.route(
+                path,
+                get(
+                    move |State(app): State<Arc<AppState>>,
+                          Query(q): Params,
+                          h: HeaderMap,
+                          peer: Peer| async move {
+                        scrape(app, Endpoint::Source(path), q, h, peer_ip(&peer)).await
+                    },
+                ),
+            );
+        }
+    }
+    router
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit,
@@ -341,18 +355,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
 }
 
-async fn index() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        concat!(
-            "<html><head><title>dataplane-collector</title></head><body>",
-            "<h1>dataplane-collector</h1><ul>",
-            "<li><a href=\"metrics\">/metrics</a>: every enabled collector</li>",
-            "<li><a href=\"ports\">/ports</a>, <a href=\"flows\">/flows</a>, ",
-            "<a href=\"groups\">/groups</a>: one OpenFlow slice (<code>?target=</code> for another switch)</li>",
-            "<li><a href=\"healthz\">/healthz</a></li></ul></body></html>\n"
-        ),
-    )
+async fn index(State(app): State<Arc<AppState>>) -> Response {
+    let mut page = String::from(concat!(
+        "<html><head><title>dataplane-collector</title></head><body>",
+        "<h1>dataplane-collector</h1><ul>",
+        "<li><a href=\"metrics\">/metrics</a>: every enabled collector</li>",
+    ));
+    for (name, routes) in app.registry.routes() {
+        for e in routes.endpoints {
+            let path = e.path.trim_start_matches('/');
+            page.push_str(&format!(
+                "<li><a href=\"{path}\">{}</a>: {} ({name})</li>",
+                e.path, e.help
+            ));
+        }
+    }
+    page.push_str("<li><a href=\"healthz\">/healthz</a></li></ul></body></html>\n");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
 /// The client's address, from the accept loop (absent when the router is driven directly).
@@ -376,7 +395,7 @@ async fn flow_api(
             .into_response();
     }
     let deadline = deadline(&app, &h);
-    crate::flows::api::handle(&app, &q, deadline, peer_ip(&peer)).await
+    flow_api::handle(&app, &q, deadline, peer_ip(&peer)).await
 }
 
 /// 200 `ok`, or 503 when scrapes cannot make progress (see [`AppState::healthy`]).
@@ -403,58 +422,11 @@ async fn metrics(
     scrape(app, Endpoint::Metrics, q, h, peer_ip(&peer)).await
 }
 
-async fn ports(
-    State(app): State<Arc<AppState>>,
-    Query(q): Params,
-    h: HeaderMap,
-    peer: Peer,
-) -> Response {
-    scrape(
-        app,
-        Endpoint::OpenFlow(OpenFlowSlice::PORTS),
-        q,
-        h,
-        peer_ip(&peer),
-    )
-    .await
-}
-
-async fn flows(
-    State(app): State<Arc<AppState>>,
-    Query(q): Params,
-    h: HeaderMap,
-    peer: Peer,
-) -> Response {
-    scrape(
-        app,
-        Endpoint::OpenFlow(OpenFlowSlice::FLOWS),
-        q,
-        h,
-        peer_ip(&peer),
-    )
-    .await
-}
-
-async fn groups(
-    State(app): State<Arc<AppState>>,
-    Query(q): Params,
-    h: HeaderMap,
-    peer: Peer,
-) -> Response {
-    scrape(
-        app,
-        Endpoint::OpenFlow(OpenFlowSlice::GROUPS),
-        q,
-        h,
-        peer_ip(&peer),
-    )
-    .await
-}
-
 #[derive(Clone, Copy)]
 enum Endpoint {
     Metrics,
-    OpenFlow(OpenFlowSlice),
+    /// A source's own endpoint (its path).
+    Source(&'static str),
 }
 
 fn bad_request(reason: impl std::fmt::Display) -> Response {
@@ -494,51 +466,50 @@ async fn scrape(
         Err(refused) => return refused.into_response(),
     };
 
-    let targets: Vec<&str> = query
-        .iter()
-        .filter(|(k, _)| k == "target")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    if targets.len() > 1 {
-        return bad_request("give ?target= at most once");
-    }
-    let target = match targets.first() {
-        None => None,
-        Some(raw) => {
-            let checked = match target::parse(raw, app.target_port) {
-                Ok(spec) => {
-                    target::authorize(raw, spec, &app.allowed_targets, &app.ovs_rundir).await
-                }
-                Err(e) => Err(e),
-            };
-            match checked {
-                Ok(t) => Some(Arc::new(t)),
-                Err(e) => {
-                    tracing::info!(error = %e, "refused target");
-                    return bad_request(e);
+    // A source's own endpoint, or a query parameter only one source takes (`?target=`),
+    // scrapes that source alone.
+    let alone: Option<&'static str> = match endpoint {
+        Endpoint::Source(path) => app.registry.endpoint_owner(path),
+        Endpoint::Metrics => {
+            let claims = app.registry.exclusive_claims(&query);
+            match claims.as_slice() {
+                [] => None,
+                [(name, _)] => Some(*name),
+                [(_, a), (_, b), ..] => {
+                    return bad_request(format!("?{a}= and ?{b}= cannot be given together"));
                 }
             }
         }
     };
-
-    // With a target, only the OpenFlow source applies: the others describe this node.
-    let (slice, only): (OpenFlowSlice, Option<&[&str]>) = match endpoint {
-        Endpoint::Metrics if target.is_some() => (OpenFlowSlice::ALL, Some(&["openflow"])),
-        Endpoint::Metrics => (OpenFlowSlice::ALL, None),
-        Endpoint::OpenFlow(slice) => (slice, Some(&["openflow"])),
-    };
-    if only.is_some() && !app.registry.contains("openflow") {
+    let only_names: Option<[&str; 1]> = alone.map(|name| [name]);
+    let only: Option<&[&str]> = only_names.as_ref().map(|n| n.as_slice());
+    if let Some(name) = alone
+        && !app.registry.contains(name)
+    {
         return (
             StatusCode::NOT_FOUND,
-            "the openflow collector is disabled (--no-collector.openflow)\n",
+            format!("the {name} collector is disabled (--no-collector.{name})\n"),
         )
             .into_response();
     }
+    let incoming = Incoming {
+        endpoint: match endpoint {
+            Endpoint::Source(path) => Some(path),
+            Endpoint::Metrics => None,
+        },
+        query: &query,
+    };
+    let params = match app.registry.prepare(only, incoming).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(error = %e, "refused request");
+            return bad_request(e);
+        }
+    };
 
     let req = ScrapeRequest {
         deadline: deadline(&app, &headers),
-        openflow: slice,
-        target,
+        params: Arc::new(params),
     };
     let results = app.registry.collect(&req, only).await;
     registry::log_results(&results);
@@ -701,10 +672,7 @@ mod tests {
         let exempt: Vec<String> = exempt.iter().map(|s| (*s).to_owned()).collect();
         AppState {
             registry: Registry::new(),
-            shutdown: Vec::new(),
             scrape_timeout: Duration::from_secs(10),
-            allowed_targets: AllowList::parse::<String>(&[], 16633).expect("empty allowlist"),
-            target_port: 6653,
             ovs_rundir: PathBuf::from("/nonexistent"),
             permits: Arc::new(Semaphore::new(max_requests)),
             flow_api: false,
@@ -774,5 +742,49 @@ mod tests {
         ] {
             assert_eq!(scrape_timeout(ours, &with(silly)), ours, "{silly}");
         }
+    }
+
+    async fn get(app: Arc<AppState>, uri: &str) -> (StatusCode, String) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let req = axum::http::Request::get(uri)
+            .body(Body::empty())
+            .expect("request");
+        let resp = router(app).oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn routes_declared_by_sources_are_served_generically() {
+        const ROUTES: registry::Routes = registry::Routes {
+            endpoints: &[registry::Endpoint {
+                path: "/off-only",
+                help: "a disabled source's endpoint",
+            }],
+            exclusive_params: &["remote"],
+        };
+        let mut app = state(4, &[]);
+        app.registry.declare("off", ROUTES);
+        let app = Arc::new(app);
+        let (status, body) = get(app.clone(), "/off-only").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert!(
+            body.contains("the off collector is disabled (--no-collector.off)"),
+            "{body}"
+        );
+        // Its exclusive parameter narrows /metrics to it: disabled, so 404 too.
+        let (status, _) = get(app.clone(), "/metrics?remote=x").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // Other parameters are the sources' business; none here.
+        let (status, body) = get(app.clone(), "/metrics?other=1").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("dataplane_collector_build_info"), "{body}");
+        let (status, body) = get(app.clone(), "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("/off-only"), "{body}");
+        let (status, _) = get(app, "/undeclared").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }

@@ -4,7 +4,7 @@
 //! without SR-IOV and an NVMe drive with SR-IOV, both to be ignored.
 
 use dataplane_collector::exposition::Writer;
-use dataplane_collector::registry::{OpenFlowSlice, ScrapeRequest, Source, SourceError, Status};
+use dataplane_collector::registry::{ScrapeRequest, Source, SourceError, Status};
 use dataplane_collector::sources::sriov::netlink::{Link, VfInfo, VfParseError};
 use dataplane_collector::sources::sriov::sysfs::{self, VfCounters};
 use dataplane_collector::sources::sriov::{self, Config, StatsOrigin, VfStatsSource, tree};
@@ -113,11 +113,7 @@ fn scrape_text(src: &VfStatsSource) -> (Status, String) {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let req = ScrapeRequest {
-        deadline: tokio::time::Instant::now() + Duration::from_secs(5),
-        openflow: OpenFlowSlice::ALL,
-        target: None,
-    };
+    let req = ScrapeRequest::new(tokio::time::Instant::now() + Duration::from_secs(5));
     let snap = rt
         .block_on(src.fetch(&req))
         .unwrap_or_else(|e| panic!("{e}"));

@@ -5,6 +5,7 @@ mod bench;
 mod bench_ebpf;
 mod bench_flows;
 mod bench_ovsdb;
+mod cycles;
 mod demo;
 mod deps;
 mod ebpf;
@@ -66,6 +67,13 @@ enum Cmd {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
+    /// Fails when modules of the collector's library depend on each other in a cycle
+    /// (top-level modules, and each source under sources/).
+    Cycles {
+        /// Another source tree to check (default: collector/src).
+        #[arg(long)]
+        src: Option<PathBuf>,
+    },
     /// Boots Debian's kernel under QEMU and runs lab scenarios (all if none named).
     Lab { scenarios: Vec<String> },
 }
@@ -103,6 +111,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Lab { scenarios } => lab::run(&scenarios),
+        Cmd::Cycles { src } => cycles::run(src.as_deref()),
         Cmd::BuildEbpf => ebpf::build().map(|_| ()),
         Cmd::Fuzz {
             seconds,
@@ -153,6 +162,7 @@ pub fn build_release_daemon() -> Result<PathBuf> {
 fn test(no_root: bool) -> Result<()> {
     let mut tally = Tally::default();
     tally.tier("fmt", cargo().args(["fmt", "--all", "--", "--check"]));
+    tally.check("module cycles", cycles::run(None));
     if no_root {
         tally.tier(
             "cargo test",
@@ -258,6 +268,14 @@ impl Tally {
         } else {
             self.count(name, ok);
         }
+    }
+
+    /// Counts a check run in-process, printing why it failed.
+    fn check(&mut self, name: &str, result: Result<()>) {
+        if let Err(e) = &result {
+            eprintln!("xtask: {name}: {e:#}");
+        }
+        self.count(name, result.is_ok());
     }
 
     fn count(&mut self, name: &str, passed: bool) {

@@ -1,5 +1,5 @@
-//! The read-only JSON flow API the daemon serves with `--web.enable-flow-api`:
-//! `GET /api/v1/flows[?bridge=NAME…][&filter=EXPR]`.
+//! The read-only JSON flow API's format: `GET /api/v1/flows[?bridge=NAME…][&filter=EXPR]`
+//! (served by the daemon with `--web.enable-flow-api`, see `server::flow_api`).
 //!
 //! ```json
 //! {"node": "worker-1", "bridges": [{"bridge": "br-int", "flows": [" cookie=0x0, … actions=drop", …]}]}
@@ -10,12 +10,9 @@
 //! that cannot be read carries an `error` instead of `flows`; no Open vSwitch on the node is an
 //! empty `bridges` list with a `reason` (never an HTTP 500).
 //!
-//! A request holds a `--web.max-requests` permit (HTTP 503 when none is free) until its body,
-//! streamed a bridge at a time, has been sent.
+//! Pure: the query's meaning and the JSON pieces. The HTTP side lives with the server.
 
-use super::{filter, parse, source};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use super::{filter, parse};
 
 /// The node's name: `NODE_NAME` (the DaemonSet sets it from the downward API), else the host
 /// name.
@@ -44,148 +41,113 @@ pub fn encode_query(s: &str) -> String {
     out
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// What a flow API request asks for.
+#[derive(Debug)]
+pub struct FlowQuery<'a> {
+    /// `?bridge=` (repeatable); empty: every bridge.
+    pub bridges: Vec<&'a str>,
+    /// `?filter=`, parsed.
+    pub filter: Option<filter::Filter>,
 }
 
-/// Handles `GET /api/v1/flows` (query parameters as given).
-pub async fn handle(
-    app: &crate::server::AppState,
-    query: &[(String, String)],
-    deadline: tokio::time::Instant,
-    client: Option<std::net::IpAddr>,
-) -> Response {
-    let mut wanted: Vec<&str> = Vec::new();
+/// Why a flow API query was refused (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("unknown parameter {name:?} (bridge, filter)")]
+    UnknownParameter { name: String },
+    #[error("bad filter: {reason}")]
+    Filter { reason: String },
+}
+
+/// Reads the query parameters as given.
+pub fn parse_query(query: &[(String, String)]) -> Result<FlowQuery<'_>, QueryError> {
+    let mut bridges: Vec<&str> = Vec::new();
     let mut filter_expr = None;
     for (k, v) in query {
         match k.as_str() {
-            "bridge" => wanted.push(v),
+            "bridge" => bridges.push(v),
             "filter" => filter_expr = Some(v.as_str()),
             other => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown parameter {other:?} (bridge, filter)\n"),
-                )
-                    .into_response();
+                return Err(QueryError::UnknownParameter {
+                    name: other.to_owned(),
+                });
             }
         }
     }
-    let filter = match filter_expr.map(filter::Filter::parse).transpose() {
-        Ok(f) => f,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad filter: {e}\n")).into_response(),
-    };
-    // A --web.max-requests permit, held until the body is sent whole (or abandoned).
-    let permit = match app.try_permit(client) {
-        Ok(p) => p,
-        Err(refused) => return refused.into_response(),
-    };
-    let mut head = Vec::with_capacity(256);
-    head.extend_from_slice(b"{\"node\": ");
-    super::view::json::write_str(&mut head, &node_name());
-    let bridges = match crate::sources::openflow::fetch::local_bridges(&app.ovs_rundir).await {
-        Ok(b) => b,
-        Err(e) => {
-            head.extend_from_slice(b", \"bridges\": [], \"reason\": ");
-            super::view::json::write_str(&mut head, &e.to_string());
-            head.extend_from_slice(b"}\n");
-            return json_response(StatusCode::OK, String::from_utf8_lossy(&head).into_owned());
-        }
-    };
-    let bridges: Vec<_> = bridges
-        .into_iter()
-        .filter(|(name, _)| wanted.is_empty() || wanted.contains(&name.as_str()))
-        .collect();
-    if let Some(missing) = wanted
-        .iter()
-        .find(|w| !bridges.iter().any(|(n, _)| n == *w))
-    {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("no bridge {missing:?} on this node\n"),
-        )
-            .into_response();
-    }
-    head.extend_from_slice(b", \"bridges\": [");
-
-    // The body is streamed, a bridge at a time, in chunks of CHUNK bytes; a chunk the client
-    // does not take within --web.write-timeout ends the response with an error.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
-    let aborted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let write_timeout = app.http.write_timeout;
-    let aborted_tx = aborted.clone();
-    tokio::spawn(async move {
-        let _permit = permit;
-        let send = |buf: Vec<u8>| {
-            let tx = tx.clone();
-            let aborted = aborted_tx.clone();
-            async move {
-                for chunk in buf.chunks(CHUNK) {
-                    let bytes = bytes::Bytes::copy_from_slice(chunk);
-                    match tokio::time::timeout(write_timeout, tx.send(Ok(bytes))).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return false,
-                        Err(_) => {
-                            aborted.store(true, std::sync::atomic::Ordering::Release);
-                            return false;
-                        }
-                    }
-                }
-                true
-            }
-        };
-        if !send(head).await {
-            return;
-        }
-        for (i, (name, endpoint)) in bridges.iter().enumerate() {
-            let mut body = Vec::with_capacity(64 * 1024);
-            if i > 0 {
-                body.extend_from_slice(b", ");
-            }
-            body.extend_from_slice(b"{\"bridge\": ");
-            super::view::json::write_str(&mut body, name);
-            match source::fetch_openflow(endpoint, deadline).await {
-                Ok(text) => {
-                    body.extend_from_slice(b", \"flows\": [");
-                    let mut first = true;
-                    for line in text.lines() {
-                        if let Some(f) = &filter {
-                            match parse::parse_line(line, 0) {
-                                Ok(flow) if f.matches(&flow) => {}
-                                _ => continue,
-                            }
-                        }
-                        if !first {
-                            body.extend_from_slice(b", ");
-                        }
-                        first = false;
-                        super::view::json::write_str(&mut body, line);
-                    }
-                    body.push(b']');
-                }
-                Err(e) => {
-                    tracing::info!(bridge = %name, error = %e, "flow API: cannot read bridge");
-                    body.extend_from_slice(b", \"error\": ");
-                    super::view::json::write_str(&mut body, &e.to_string());
-                }
-            }
-            body.push(b'}');
-            if !send(body).await {
-                return;
-            }
-        }
-        send(b"]}\n".to_vec()).await;
-    });
-    let body = axum::body::Body::from_stream(crate::server::ReceiverStream { rx, aborted });
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    let filter = filter_expr
+        .map(filter::Filter::parse)
+        .transpose()
+        .map_err(|e| QueryError::Filter {
+            reason: e.to_string(),
+        })?;
+    Ok(FlowQuery { bridges, filter })
 }
 
-/// The flow API's body chunks.
-const CHUNK: usize = 64 * 1024;
+/// `{"node": NAME, "bridges": [` — the body's start when the bridges could be listed.
+pub fn head(node: &str) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"{\"node\": ");
+    super::view::json::write_str(&mut head, node);
+    head.extend_from_slice(b", \"bridges\": [");
+    head
+}
+
+/// The whole body when the node's bridges cannot be listed (no Open vSwitch): no bridges and
+/// why.
+pub fn no_bridges(node: &str, reason: &str) -> String {
+    let mut body = Vec::with_capacity(256);
+    body.extend_from_slice(b"{\"node\": ");
+    super::view::json::write_str(&mut body, node);
+    body.extend_from_slice(b", \"bridges\": [], \"reason\": ");
+    super::view::json::write_str(&mut body, reason);
+    body.extend_from_slice(b"}\n");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// One bridge's object (preceded by `, ` unless `first`): its flows (the `ofctl` text lines
+/// that pass `filter`), or the error that kept them from being read.
+pub fn bridge(
+    name: &str,
+    flows: Result<&str, &str>,
+    filter: Option<&filter::Filter>,
+    first: bool,
+) -> Vec<u8> {
+    let mut body = Vec::with_capacity(64 * 1024);
+    if !first {
+        body.extend_from_slice(b", ");
+    }
+    body.extend_from_slice(b"{\"bridge\": ");
+    super::view::json::write_str(&mut body, name);
+    match flows {
+        Ok(text) => {
+            body.extend_from_slice(b", \"flows\": [");
+            let mut first_flow = true;
+            for line in text.lines() {
+                if let Some(f) = filter {
+                    match parse::parse_line(line, 0) {
+                        Ok(flow) if f.matches(&flow) => {}
+                        _ => continue,
+                    }
+                }
+                if !first_flow {
+                    body.extend_from_slice(b", ");
+                }
+                first_flow = false;
+                super::view::json::write_str(&mut body, line);
+            }
+            body.push(b']');
+        }
+        Err(e) => {
+            body.extend_from_slice(b", \"error\": ");
+            super::view::json::write_str(&mut body, e);
+        }
+    }
+    body.push(b'}');
+    body
+}
+
+/// The body's end.
+pub const TAIL: &[u8] = b"]}\n";
 
 #[cfg(test)]
 mod tests {
@@ -195,5 +157,43 @@ mod tests {
     fn query_encoding() {
         assert_eq!(encode_query("br-int"), "br-int");
         assert_eq!(encode_query("a b&c=d"), "a%20b%26c%3Dd");
+    }
+
+    #[test]
+    fn query_and_body_pieces() {
+        let q = vec![
+            ("bridge".to_owned(), "br-int".to_owned()),
+            ("filter".to_owned(), "priority>10".to_owned()),
+        ];
+        let parsed = parse_query(&q).expect("a good query");
+        assert_eq!(parsed.bridges, vec!["br-int"]);
+        assert!(parsed.filter.is_some());
+        let bad = vec![("nope".to_owned(), String::new())];
+        assert!(matches!(
+            parse_query(&bad),
+            Err(QueryError::UnknownParameter { .. })
+        ));
+        let bad = vec![("filter".to_owned(), "((".to_owned())];
+        assert!(matches!(parse_query(&bad), Err(QueryError::Filter { .. })));
+
+        let text = " cookie=0x0, priority=20 actions=drop\n cookie=0x0, priority=5 actions=drop\n";
+        let f = filter::Filter::parse("priority>10").expect("filter");
+        let one = String::from_utf8(bridge("br0", Ok(text), Some(&f), true)).expect("utf-8");
+        assert!(
+            one.starts_with("{\"bridge\": \"br0\", \"flows\": ["),
+            "{one}"
+        );
+        assert!(
+            one.contains("priority=20") && !one.contains("priority=5"),
+            "{one}"
+        );
+        let err = String::from_utf8(bridge("br1", Err("down"), None, false)).expect("utf-8");
+        assert_eq!(err, ", {\"bridge\": \"br1\", \"error\": \"down\"}");
+        let whole = [head("n").as_slice(), &bridge("b", Ok(""), None, true), TAIL].concat();
+        let v: serde_json::Value = serde_json::from_slice(&whole).expect("JSON");
+        assert_eq!(v["node"], "n");
+        let none: serde_json::Value =
+            serde_json::from_str(&no_bridges("n", "no OVS")).expect("JSON");
+        assert_eq!(none["reason"], "no OVS");
     }
 }

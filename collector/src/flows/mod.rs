@@ -11,7 +11,7 @@
 //!
 //! Layout: [`source`] reads text (files, live bridges, other nodes); [`parse`] turns it into
 //! typed flows (pure); [`filter`] selects; [`view`] writes; [`sync`] and [`diff`] work across
-//! nodes; [`api`] is the daemon's side of `--node`.
+//! nodes; [`api`] is the format of the daemon's side of `--node`.
 
 pub mod api;
 pub mod diff;
@@ -79,7 +79,7 @@ pub struct InputArgs {
     pub ovs_rundir: PathBuf,
 
     /// How long to wait for a switch or a node.
-    #[arg(long = "timeout", value_name = "DURATION", default_value = "30s", value_parser = crate::cli::parse_duration)]
+    #[arg(long = "timeout", value_name = "DURATION", default_value = "30s", value_parser = crate::flagvalue::parse_duration)]
     pub timeout: Duration,
 }
 

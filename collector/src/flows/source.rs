@@ -179,7 +179,7 @@ fn split_url(url: &str) -> Result<(String, u16, String), FlowsError> {
         }
     };
     let port = if port.is_empty() {
-        crate::cli::DEFAULT_LISTEN
+        crate::flagvalue::DEFAULT_LISTEN
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse().ok())
             .unwrap_or(9477)

@@ -21,11 +21,11 @@ pub struct SyncArgs {
     pub dir: PathBuf,
 
     /// Keep the files current: fetch again after this long (e.g. 30s); without it, once.
-    #[arg(long = "interval", value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    #[arg(long = "interval", value_name = "DURATION", value_parser = crate::flagvalue::parse_duration)]
     pub interval: Option<Duration>,
 
     /// How long to wait for each node.
-    #[arg(long = "timeout", value_name = "DURATION", default_value = "30s", value_parser = crate::cli::parse_duration)]
+    #[arg(long = "timeout", value_name = "DURATION", default_value = "30s", value_parser = crate::flagvalue::parse_duration)]
     pub timeout: Duration,
 }
 

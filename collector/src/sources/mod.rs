@@ -1,7 +1,21 @@
-//! Data sources. Each has the same shape: `fetch` (I/O) → typed snapshot → `encode`.
+//! Data sources. Each has the same shape: `fetch` (I/O) → typed snapshot → `encode`, and each
+//! folder declares its source in a [`build::Descriptor`] (name, default, flags, HTTP routes,
+//! constructor). Adding a source is its folder and one line in [`ALL`].
 
+pub mod build;
 pub mod ebpf;
 pub mod ipvs;
 pub mod openflow;
 pub mod ovsdb;
 pub mod sriov;
+
+/// Every source this build knows, in the order they are encoded.
+pub const ALL: &[build::Descriptor] = &[
+    openflow::flags::DESCRIPTOR,
+    ovsdb::flags::DESCRIPTOR,
+    ebpf::flags::DESCRIPTOR,
+    ipvs::flags::DESCRIPTOR,
+    sriov::flags::VFSTATS,
+    sriov::flags::KUBEPODDEVICE,
+    sriov::flags::KUBEPODCPU,
+];

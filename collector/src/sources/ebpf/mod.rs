@@ -14,6 +14,7 @@ pub mod btf;
 pub mod classify;
 pub mod encode;
 pub mod engine;
+pub mod flags;
 pub mod pins;
 
 use crate::exposition::Writer;

@@ -26,6 +26,7 @@
 //! a debug-level log line. Looking the family up never loads the module.
 
 mod encode;
+pub mod flags;
 pub mod netlink;
 pub mod parse;
 
@@ -398,11 +399,7 @@ mod tests {
         let missing = dir.join("missing");
         let not_ns = dir.join("plain-file");
         std::fs::write(&not_ns, b"x").unwrap_or_else(|e| panic!("{e}"));
-        let req = ScrapeRequest {
-            deadline: tokio::time::Instant::now() + Duration::from_secs(5),
-            openflow: crate::registry::OpenFlowSlice::ALL,
-            target: None,
-        };
+        let req = ScrapeRequest::new(tokio::time::Instant::now() + Duration::from_secs(5));
         let src = IpvsSource::new(Config {
             netns: vec![missing.clone()],
         });

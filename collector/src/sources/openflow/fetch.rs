@@ -1,10 +1,10 @@
 //! I/O for the `openflow` source: find the bridges, ask each one concurrently, join and fold.
 
+use super::request::{OpenFlowRequest, OpenFlowSlice};
 use super::{BridgeData, BridgeResult, Config, FoldedFlows, Group, OpenFlowError, Port, Snapshot};
 use crate::openflow::client::ReplyLimits;
 use crate::openflow::message::{self, FlowDecoder, MultipartType};
 use crate::openflow::{Client, ClientError, DecodeError, Endpoint, FlowTable, port};
-use crate::registry::{OpenFlowSlice, ScrapeRequest};
 use crate::sources::ovsdb::attribution::PodRef;
 use std::collections::HashMap;
 use std::path::Path;
@@ -53,10 +53,14 @@ pub async fn local_bridges(rundir: &Path) -> Result<Vec<(String, Endpoint)>, Ope
 /// Pods behind each bridge's ports, by (bridge, interface name).
 type Pods = HashMap<(String, String), PodRef>;
 
-pub async fn fetch(cfg: &Config, req: &ScrapeRequest) -> Result<Snapshot, OpenFlowError> {
+pub async fn fetch(
+    cfg: &Config,
+    req: &OpenFlowRequest,
+    deadline: Instant,
+) -> Result<Snapshot, OpenFlowError> {
     // OVSDB, when it answers, names the bridges and the pods behind their ports.
     let db = match (&req.target, &cfg.ovsdb) {
-        (None, Some(handle)) => handle.synced(req.deadline).await.ok(),
+        (None, Some(handle)) => handle.synced(deadline).await.ok(),
         _ => None,
     };
     let mut pods: Pods = HashMap::new();
@@ -95,7 +99,7 @@ pub async fn fetch(cfg: &Config, req: &ScrapeRequest) -> Result<Snapshot, OpenFl
     let remote = req.target.is_some();
     let pods = &pods;
     let futures = targets.into_iter().map(|(bridge, endpoint)| async move {
-        let outcome = fetch_bridge(&endpoint, req.openflow, remote, cfg, req.deadline)
+        let outcome = fetch_bridge(&endpoint, req.slice, remote, cfg, deadline)
             .await
             .map(|mut data| {
                 data.pods = data

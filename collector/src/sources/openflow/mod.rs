@@ -4,11 +4,15 @@
 
 pub mod encode;
 pub mod fetch;
+pub mod flags;
+pub mod request;
 pub mod target;
 
 use crate::openflow::message::{GroupDesc, GroupStats, PortDesc, PortStats, TableStats};
 use crate::openflow::{ClientError, Endpoint, FlowTable};
-use crate::registry::{ScrapeRequest, Source, SourceError, Status};
+use crate::registry::{
+    Incoming, RequestError, RequestParams, ScrapeRequest, Source, SourceError, Status,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,11 +126,12 @@ pub struct Snapshot {
 
 pub struct OpenFlowSource {
     cfg: Config,
+    targets: request::TargetPolicy,
 }
 
 impl OpenFlowSource {
-    pub fn new(cfg: Config) -> Self {
-        OpenFlowSource { cfg }
+    pub fn new(cfg: Config, targets: request::TargetPolicy) -> Self {
+        OpenFlowSource { cfg, targets }
     }
 
     pub fn config(&self) -> &Config {
@@ -142,8 +147,20 @@ impl Source for OpenFlowSource {
         "openflow"
     }
 
+    async fn prepare(
+        &self,
+        incoming: Incoming<'_>,
+        params: &mut RequestParams,
+    ) -> Result<(), RequestError> {
+        let asked = request::prepare(incoming, &self.targets, &self.cfg.rundir).await?;
+        params.insert(asked);
+        Ok(())
+    }
+
     async fn fetch(&self, req: &ScrapeRequest) -> Result<Snapshot, OpenFlowError> {
-        fetch::fetch(&self.cfg, req).await
+        let default = request::OpenFlowRequest::default();
+        let asked = req.param::<request::OpenFlowRequest>().unwrap_or(&default);
+        fetch::fetch(&self.cfg, asked, req.deadline).await
     }
 
     fn encode(&self, snapshot: &Snapshot, w: &mut crate::exposition::Writer) {

@@ -4,6 +4,7 @@
 
 pub mod attribution;
 pub mod encode;
+pub mod flags;
 
 use crate::exposition::Writer;
 use crate::ovsdb::{Handle, OvsdbError, State};

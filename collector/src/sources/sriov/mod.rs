@@ -15,6 +15,7 @@
 
 pub mod cpu;
 pub mod encode;
+pub mod flags;
 pub mod netlink;
 pub mod podresources;
 pub mod sysfs;
