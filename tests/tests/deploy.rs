@@ -117,7 +117,7 @@ fn manifests_agree_with_the_daemon_flags() -> Result<()> {
         .context("ovs-run mount")?;
     assert_eq!(
         mount["mountPath"],
-        serve.ovs_rundir.to_string_lossy().as_ref()
+        serve.ovs.rundir.to_string_lossy().as_ref()
     );
     assert_eq!(mount["readOnly"], true);
     let sc = &c["securityContext"];
@@ -132,7 +132,10 @@ fn manifests_agree_with_the_daemon_flags() -> Result<()> {
     added.sort_unstable();
     assert_eq!(added, ["BPF", "NET_ADMIN", "PERFMON"]);
     assert_eq!(sc["privileged"], false);
-    let pin = serve.ebpf_pin_path.clone().context("--ebpf.pin-path")?;
+    let ebpf: dataplane_collector::sources::ebpf::flags::EbpfArgs =
+        dataplane_collector::sources::build::args("ebpf", serve.collectors.matches())
+            .map_err(anyhow::Error::msg)?;
+    let pin = ebpf.pin_path.clone().context("--ebpf.pin-path")?;
     let bpffs = c["volumeMounts"]
         .as_array()
         .context("mounts")?
