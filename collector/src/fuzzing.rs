@@ -108,11 +108,12 @@ pub fn ovsdb_message(data: &[u8]) {
 /// A generic-netlink datagram from the kernel's IPVS family: every message classified and its
 /// service, destination or family attributes read.
 pub fn ipvs_netlink(data: &[u8]) {
+    use crate::netlink::{self, genl};
     use crate::sources::ipvs::parse;
-    for msg in parse::messages(data) {
+    for msg in netlink::messages(data) {
         let Ok(msg) = msg else { break };
-        let _ = parse::dump_item(msg, msg.seq);
-        let _ = parse::parse_family(&msg);
+        let _ = netlink::dump_item(msg, msg.seq);
+        let _ = genl::parse_family(&msg);
         let _ = parse::parse_service(&msg);
         let _ = parse::parse_destination(&msg, libc::AF_INET as u16);
         let _ = parse::parse_destination(&msg, libc::AF_INET6 as u16);

@@ -9,6 +9,7 @@ pub mod flagvalue;
 pub mod flows;
 pub mod fuzzing;
 pub mod limits;
+pub mod netlink;
 pub mod openflow;
 pub mod ovsdb;
 pub mod probe;

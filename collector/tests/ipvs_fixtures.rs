@@ -5,10 +5,9 @@
 //! datagram, which must decode to an error or a value, never a panic.
 
 use dataplane_collector::exposition::Writer;
+use dataplane_collector::netlink::{self, DumpItem, Message, genl};
 use dataplane_collector::registry::Source;
-use dataplane_collector::sources::ipvs::parse::{
-    self, Destination, DumpItem, Message, ParseError, Service,
-};
+use dataplane_collector::sources::ipvs::parse::{self, Destination, ParseError, Service};
 use dataplane_collector::sources::ipvs::{
     Config, IpvsSource, NamespaceData, ServiceData, Snapshot, describe,
 };
@@ -40,9 +39,9 @@ fn datagrams() -> Vec<Vec<u8>> {
 fn dumps(datagrams: &[Vec<u8>]) -> Result<Vec<Vec<Message<'_>>>, ParseError> {
     let mut out = vec![Vec::new()];
     for d in datagrams {
-        for m in parse::messages(d) {
+        for m in netlink::messages(d) {
             let m = m?;
-            match parse::dump_item(m, m.seq)? {
+            match netlink::dump_item(m, m.seq)? {
                 Some(DumpItem::Data(m)) => out.last_mut().map(|v| v.push(m)).unwrap_or(()),
                 Some(DumpItem::Done) => out.push(Vec::new()),
                 Some(DumpItem::Error(e)) => panic!("the capture holds an error reply: {e}"),
@@ -60,7 +59,7 @@ fn replay(datagrams: &[Vec<u8>]) -> Result<Vec<ServiceData>, ParseError> {
     assert!(dumps.len() >= 2, "{} dumps", dumps.len());
     let mut family = None;
     for m in &dumps[0] {
-        if let Some((name, id)) = parse::parse_family(m)?
+        if let Some((name, id)) = genl::parse_family(m).map_err(ParseError::from)?
             && name == parse::IPVS_FAMILY
         {
             family = Some(id);
@@ -227,16 +226,16 @@ fn the_captured_read_encodes_to_the_documented_series() {
 /// Decodes everything in `d` the way a read would; returns whether all of it decoded.
 fn decode_all(d: &[u8]) -> bool {
     let mut ok = true;
-    for m in parse::messages(d) {
+    for m in netlink::messages(d) {
         let Ok(m) = m else {
             ok = false;
             continue;
         };
-        match parse::dump_item(m, m.seq) {
+        match netlink::dump_item(m, m.seq) {
             Ok(Some(DumpItem::Data(m))) => {
                 let r = match m.payload.first() {
-                    Some(1) if m.msg_type == parse::GENL_ID_CTRL => {
-                        parse::parse_family(&m).map(|_| ())
+                    Some(1) if m.msg_type == genl::GENL_ID_CTRL => {
+                        genl::parse_family(&m).map(|_| ()).map_err(ParseError::from)
                     }
                     Some(1) => parse::parse_service(&m).map(|_| ()),
                     Some(5) => parse::parse_destination(&m, parse::AF_INET).map(|_| ()),

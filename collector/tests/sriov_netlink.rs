@@ -226,7 +226,7 @@ fn a_whole_dump_with_one_bad_link_keeps_the_others() {
     let refused = message(2, 0, seq, &(-1i32).to_ne_bytes().repeat(5));
     let err = netlink::collect_links(&refused, seq, &mut other).err();
     assert!(
-        matches!(err, Some(netlink::NetlinkError::Kernel { errno }) if errno == nix::errno::Errno::EPERM),
+        matches!(err, Some(dataplane_collector::netlink::NetlinkError::Kernel { errno, .. }) if errno == nix::errno::Errno::EPERM),
         "{err:?}"
     );
 }

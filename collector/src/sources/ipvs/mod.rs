@@ -4,16 +4,13 @@
 //! fetch (`read_services`: one netlink socket per namespace, a service dump, then a destination
 //! dump per service) → [`Snapshot`] → encode (`encode.rs`).
 //!
-//! **Why an owned codec, not `neli`.** What the source needs from generic netlink is small: a
-//! 16-byte header, a 4-byte command header, type-length-value attributes, three requests and
-//! two reply shapes. `parse.rs` does that in pure functions from bytes to typed values, the shape
-//! of the rest of this collector (the OpenFlow codec): they are tested on replies captured from
-//! a real kernel in the lab (`collector/tests/fixtures/ipvs/`), on every truncation and byte flip
-//! of them, and on constructed malformed messages, and they return an error rather than
-//! panicking. A general netlink crate would bring its own type machinery and allocation per
-//! attribute for these few fields, and would look families up by name, which makes the kernel
-//! load `ip_vs` (see [`parse::family_dump_request`]). The syscalls go through `nix`'s safe
-//! wrappers, so this module has no `unsafe`.
+//! **Netlink** is `crate::netlink`'s (socket, framing, dump loop and its bounds, the family
+//! lookup); `parse.rs` decodes IPVS services and destinations from the attributes, in pure
+//! functions tested on replies captured from a real kernel in the lab
+//! (`collector/tests/fixtures/ipvs/`), on every truncation and byte flip of them, and on
+//! constructed malformed messages. Why owned framing and not a crate: docs/netlink.md. The
+//! family is found in a dump of every family, never by name, which would make the kernel load
+//! `ip_vs` (see [`crate::netlink::genl`]).
 //!
 //! **Namespaces.** A netlink socket belongs to the network namespace it was created in. For each
 //! `--ipvs.netns PATH` a dedicated thread opens `PATH`, enters it with `setns(CLONE_NEWNET)`,
@@ -27,12 +24,11 @@
 
 mod encode;
 pub mod flags;
-pub mod netlink;
 pub mod parse;
 
 use crate::exposition::Writer;
+use crate::netlink::{DumpError, NetlinkError, Protocol, Socket, genl};
 use crate::registry::{ScrapeRequest, Source, SourceError, Status, error_chain};
-use netlink::{NetlinkError, Socket};
 use parse::{Destination, ParseError, Service, ServiceKey};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,6 +64,12 @@ pub enum IpvsError {
         what: String,
         #[source]
         source: NetlinkError,
+    },
+    #[error("cannot decode {what}")]
+    Decode {
+        what: String,
+        #[source]
+        source: ParseError,
     },
     #[error("the reader thread for {namespace:?} failed: {reason}")]
     Thread { namespace: String, reason: String },
@@ -124,10 +126,7 @@ pub fn read_services(sock: &mut Socket) -> Result<Vec<ServiceData>, IpvsError> {
         services.push(parse::parse_service(m)?);
         Ok(())
     })
-    .map_err(|source| IpvsError::Netlink {
-        what: "the IPVS services".to_owned(),
-        source,
-    })?;
+    .map_err(|e| dump_error("the IPVS services".to_owned(), e))?;
     let mut out = Vec::with_capacity(services.len());
     for service in services {
         let mut destinations = Vec::new();
@@ -142,10 +141,7 @@ pub fn read_services(sock: &mut Socket) -> Result<Vec<ServiceData>, IpvsError> {
                 Ok(())
             },
         )
-        .map_err(|source| IpvsError::Netlink {
-            what: format!("the destinations of {}", describe(&service.key)),
-            source,
-        })?;
+        .map_err(|e| dump_error(format!("the destinations of {}", describe(&service.key)), e))?;
         out.push(ServiceData {
             service,
             destinations,
@@ -156,21 +152,23 @@ pub fn read_services(sock: &mut Socket) -> Result<Vec<ServiceData>, IpvsError> {
 
 /// Finds the "IPVS" family in a dump of every family (a lookup by name would load the module).
 pub fn resolve_family(sock: &mut Socket) -> Result<Option<u16>, IpvsError> {
-    let mut found = None;
-    let seq = sock.next_seq();
-    sock.dump(&parse::family_dump_request(seq), seq, |m| {
-        if let Some((name, id)) = parse::parse_family(m)?
-            && name == parse::IPVS_FAMILY
-        {
-            found = Some(id);
-        }
-        Ok::<(), ParseError>(())
+    genl::resolve_family(sock, parse::IPVS_FAMILY).map_err(|e| match e {
+        DumpError::Netlink(source) => IpvsError::Netlink {
+            what: "the generic netlink families".to_owned(),
+            source,
+        },
+        DumpError::Decode { source } => IpvsError::Decode {
+            what: "the generic netlink families".to_owned(),
+            source: source.into(),
+        },
     })
-    .map_err(|source| IpvsError::Netlink {
-        what: "the generic netlink families".to_owned(),
-        source,
-    })?;
-    Ok(found)
+}
+
+fn dump_error(what: String, e: DumpError<ParseError>) -> IpvsError {
+    match e {
+        DumpError::Netlink(source) => IpvsError::Netlink { what, source },
+        DumpError::Decode { source } => IpvsError::Decode { what, source },
+    }
 }
 
 /// `TCP 10.0.0.1:80`, `FWM 7 IPv6`: a service as `ipvsadm` names it, for error messages.
@@ -190,46 +188,30 @@ pub fn describe(key: &ServiceKey) -> String {
     }
 }
 
-fn open_socket(timeout: Duration) -> Result<Socket, IpvsError> {
-    Socket::open(timeout).map_err(|source| IpvsError::Netlink {
-        what: "IPVS (no netlink socket)".to_owned(),
-        source,
+/// A generic netlink socket in the calling thread's namespace, or in `netns` after entering it.
+fn open_socket(timeout: Duration, netns: Option<&Path>) -> Result<Socket, IpvsError> {
+    Socket::open_in(Protocol::Generic, timeout, netns).map_err(|e| match e {
+        NetlinkError::NamespaceAbsent { path } => IpvsError::NamespaceAbsent { path },
+        NetlinkError::OpenNamespace { path, source } => IpvsError::OpenNamespace { path, source },
+        NetlinkError::EnterNamespace { path, hint, source } => {
+            IpvsError::EnterNamespace { path, hint, source }
+        }
+        source => IpvsError::Netlink {
+            what: "IPVS (no netlink socket)".to_owned(),
+            source,
+        },
     })
 }
 
 /// Reads the daemon's own namespace.
 pub fn read_own_namespace(timeout: Duration) -> Result<Vec<ServiceData>, IpvsError> {
-    read_services(&mut open_socket(timeout)?)
+    read_services(&mut open_socket(timeout, None)?)
 }
 
 /// Enters the network namespace at `path` and reads it. Call only on a thread that is thrown
 /// away afterwards: the thread stays in that namespace.
 pub fn enter_and_read(path: &Path, timeout: Duration) -> Result<Vec<ServiceData>, IpvsError> {
-    let file = std::fs::File::open(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            IpvsError::NamespaceAbsent {
-                path: path.to_owned(),
-            }
-        } else {
-            IpvsError::OpenNamespace {
-                path: path.to_owned(),
-                source,
-            }
-        }
-    })?;
-    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
-        let hint = match source {
-            nix::errno::Errno::EINVAL => " (not a network namespace)",
-            nix::errno::Errno::EPERM => " (entering a namespace needs CAP_SYS_ADMIN)",
-            _ => "",
-        };
-        IpvsError::EnterNamespace {
-            path: path.to_owned(),
-            hint,
-            source,
-        }
-    })?;
-    read_services(&mut open_socket(timeout)?)
+    read_services(&mut open_socket(timeout, Some(path))?)
 }
 
 /// Reads the namespace at `path` on a new thread of its own.

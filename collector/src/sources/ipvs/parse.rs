@@ -1,37 +1,13 @@
-//! Generic netlink, as IPVS speaks it: pure functions from bytes to values, and the few requests
-//! the source sends. No I/O here; `netlink.rs` moves the bytes.
-//!
-//! Layout (all integers in the host's byte order unless noted):
-//!
-//! ```text
-//! nlmsghdr   u32 len, u16 type, u16 flags, u32 seq, u32 pid        (16 bytes)
-//! genlmsghdr u8 cmd, u8 version, u16 reserved                       (4 bytes)
-//! attributes u16 nla_len, u16 nla_type, payload, padded to 4 bytes  (nested ones hold attributes)
-//! ```
+//! IPVS over generic netlink: pure functions from the attributes of a reply to typed values,
+//! and the two dump requests the source sends. Framing (messages, attributes, the end of a dump,
+//! the family lookup) is `crate::netlink`'s; this file knows only IPVS.
 //!
 //! IPVS ports are big-endian; addresses are 16 bytes (`union nf_inet_addr`) whatever the family.
-//! The attribute numbers are those of `include/uapi/linux/ip_vs.h` and `genetlink.h`.
+//! The attribute numbers are those of `include/uapi/linux/ip_vs.h`.
 
+use crate::netlink::frame::{Attr, Message, Request, attrs, push_attr, u32_at};
+use crate::netlink::{FrameError, genl};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-pub const NLMSG_HDRLEN: usize = 16;
-pub const GENL_HDRLEN: usize = 4;
-
-pub const NLMSG_NOOP: u16 = 1;
-pub const NLMSG_ERROR: u16 = 2;
-pub const NLMSG_DONE: u16 = 3;
-pub const NLMSG_OVERRUN: u16 = 4;
-
-pub const NLM_F_REQUEST: u16 = 0x1;
-pub const NLM_F_MULTI: u16 = 0x2;
-pub const NLM_F_DUMP_INTR: u16 = 0x10;
-pub const NLM_F_DUMP: u16 = 0x300;
-
-/// The generic netlink controller's fixed family id.
-pub const GENL_ID_CTRL: u16 = 0x10;
-const CTRL_CMD_GETFAMILY: u8 = 3;
-const CTRL_ATTR_FAMILY_ID: u16 = 1;
-const CTRL_ATTR_FAMILY_NAME: u16 = 2;
 
 /// The IPVS family's name, as `IPVS_GENL_NAME`.
 pub const IPVS_FAMILY: &str = "IPVS";
@@ -72,34 +48,13 @@ const IPVS_STATS_ATTR_OUTPKTS: u16 = 3;
 const IPVS_STATS_ATTR_INBYTES: u16 = 4;
 const IPVS_STATS_ATTR_OUTBYTES: u16 = 5;
 
-/// Attribute type bits that are flags, not part of the type.
-const NLA_TYPE_MASK: u16 = !(0x8000 | 0x4000);
-
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
-/// What can be wrong with bytes from the kernel. Every decoder returns one of these instead of
+/// What can be wrong with an IPVS reply. Every decoder returns one of these instead of
 /// panicking, whatever the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    #[error("netlink message truncated: {available} bytes left, a header needs 16")]
-    ShortHeader { available: usize },
-    #[error("netlink message claims {declared} bytes but {available} are left")]
-    BadMessageLength { declared: usize, available: usize },
-    #[error("generic netlink header missing from a {len}-byte message of type {msg_type}")]
-    ShortGenlHeader { msg_type: u16, len: usize },
-    #[error("attribute at offset {offset} claims {declared} bytes but {available} are left")]
-    BadAttributeLength {
-        offset: usize,
-        declared: usize,
-        available: usize,
-    },
-    #[error("attribute {name} has {len} bytes, expected {expected}")]
-    AttributeSize {
-        name: &'static str,
-        len: usize,
-        expected: usize,
-    },
     #[error("{what} message has no {attribute} attribute")]
     MissingAttribute {
         what: &'static str,
@@ -107,219 +62,29 @@ pub enum ParseError {
     },
     #[error("unknown address family {af}")]
     UnknownFamily { af: u16 },
-    #[error("error message of {len} bytes is too short for an errno")]
-    ShortError { len: usize },
-    #[error("reply has sequence number {got}, the request had {want}")]
-    WrongSequence { got: u32, want: u32 },
-    #[error("unexpected message type {msg_type} in a dump reply")]
-    UnexpectedType { msg_type: u16 },
-    #[error("unexpected generic netlink command {cmd} (expected {want})")]
-    UnexpectedCommand { cmd: u8, want: u8 },
-    #[error("the kernel interrupted the dump (the table changed while it was read)")]
-    DumpInterrupted,
-    #[error("the kernel reported a receive buffer overrun")]
-    Overrun,
-}
-
-/// One netlink message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Message<'a> {
-    pub msg_type: u16,
-    pub flags: u16,
-    pub seq: u32,
-    pub pid: u32,
-    /// Everything after the 16-byte header, up to the declared length.
-    pub payload: &'a [u8],
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    let mut x = [0u8; 2];
-    if let Some(s) = b.get(at..at + 2) {
-        x.copy_from_slice(s);
-    }
-    u16::from_ne_bytes(x)
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut x = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        x.copy_from_slice(s);
-    }
-    u32::from_ne_bytes(x)
-}
-
-const fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-/// The netlink messages in one datagram.
-pub fn messages(buf: &[u8]) -> Messages<'_> {
-    Messages { buf, failed: false }
-}
-
-pub struct Messages<'a> {
-    buf: &'a [u8],
-    failed: bool,
-}
-
-impl<'a> Iterator for Messages<'a> {
-    type Item = Result<Message<'a>, ParseError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.buf.is_empty() || self.failed {
-            return None;
-        }
-        let fail = |s: &mut Self, e| {
-            s.failed = true;
-            Some(Err(e))
-        };
-        if self.buf.len() < NLMSG_HDRLEN {
-            let available = self.buf.len();
-            return fail(self, ParseError::ShortHeader { available });
-        }
-        let len = u32_at(self.buf, 0) as usize;
-        if len < NLMSG_HDRLEN || len > self.buf.len() {
-            let available = self.buf.len();
-            return fail(
-                self,
-                ParseError::BadMessageLength {
-                    declared: len,
-                    available,
-                },
-            );
-        }
-        let msg = Message {
-            msg_type: u16_at(self.buf, 4),
-            flags: u16_at(self.buf, 6),
-            seq: u32_at(self.buf, 8),
-            pid: u32_at(self.buf, 12),
-            payload: &self.buf[NLMSG_HDRLEN..len],
-        };
-        let next = align4(len).min(self.buf.len());
-        self.buf = &self.buf[next..];
-        Some(Ok(msg))
-    }
-}
-
-/// One attribute: its type (flag bits cleared) and payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attr<'a> {
-    pub kind: u16,
-    pub payload: &'a [u8],
-}
-
-/// The attributes in `buf` (a message body after its fixed header, or a nested attribute).
-pub fn attrs(buf: &[u8]) -> Attrs<'_> {
-    Attrs {
-        buf,
-        offset: 0,
-        failed: false,
-    }
-}
-
-pub struct Attrs<'a> {
-    buf: &'a [u8],
-    offset: usize,
-    failed: bool,
-}
-
-impl<'a> Iterator for Attrs<'a> {
-    type Item = Result<Attr<'a>, ParseError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.buf.get(self.offset..)?;
-        if rest.is_empty() || self.failed {
-            return None;
-        }
-        let len = if rest.len() >= 4 {
-            usize::from(u16_at(rest, 0))
-        } else {
-            0
-        };
-        if rest.len() < 4 || len < 4 || len > rest.len() {
-            self.failed = true;
-            return Some(Err(ParseError::BadAttributeLength {
-                offset: self.offset,
-                declared: len,
-                available: rest.len(),
-            }));
-        }
-        let attr = Attr {
-            kind: u16_at(rest, 2) & NLA_TYPE_MASK,
-            payload: &rest[4..len],
-        };
-        self.offset += align4(len).min(rest.len());
-        Some(Ok(attr))
-    }
-}
-
-fn attr_u16(name: &'static str, p: &[u8]) -> Result<u16, ParseError> {
-    if p.len() != 2 {
-        return Err(ParseError::AttributeSize {
-            name,
-            len: p.len(),
-            expected: 2,
-        });
-    }
-    Ok(u16_at(p, 0))
-}
-
-fn attr_u32(name: &'static str, p: &[u8]) -> Result<u32, ParseError> {
-    if p.len() != 4 {
-        return Err(ParseError::AttributeSize {
-            name,
-            len: p.len(),
-            expected: 4,
-        });
-    }
-    Ok(u32_at(p, 0))
-}
-
-fn attr_u64(name: &'static str, p: &[u8]) -> Result<u64, ParseError> {
-    let mut x = [0u8; 8];
-    if p.len() != 8 {
-        return Err(ParseError::AttributeSize {
-            name,
-            len: p.len(),
-            expected: 8,
-        });
-    }
-    x.copy_from_slice(p);
-    Ok(u64::from_ne_bytes(x))
-}
-
-fn attr_be16(name: &'static str, p: &[u8]) -> Result<u16, ParseError> {
-    attr_u16(name, p).map(u16::from_be)
-}
-
-/// A NUL-terminated string attribute (anything after the first NUL is ignored).
-fn attr_string(p: &[u8]) -> String {
-    let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
-    String::from_utf8_lossy(&p[..end]).into_owned()
+    #[error("malformed netlink")]
+    Frame {
+        #[from]
+        source: FrameError,
+    },
 }
 
 fn attr_addr(name: &'static str, af: u16, p: &[u8]) -> Result<IpAddr, ParseError> {
+    let short = |expected| FrameError::AttributeSize {
+        name,
+        len: p.len(),
+        expected,
+    };
     match af {
         AF_INET => {
-            let b: [u8; 4] =
-                p.get(..4)
-                    .and_then(|s| s.try_into().ok())
-                    .ok_or(ParseError::AttributeSize {
-                        name,
-                        len: p.len(),
-                        expected: 4,
-                    })?;
+            let b: [u8; 4] = p.get(..4).and_then(|s| s.try_into().ok()).ok_or(short(4))?;
             Ok(IpAddr::V4(Ipv4Addr::from(b)))
         }
         AF_INET6 => {
-            let b: [u8; 16] =
-                p.get(..16)
-                    .and_then(|s| s.try_into().ok())
-                    .ok_or(ParseError::AttributeSize {
-                        name,
-                        len: p.len(),
-                        expected: 16,
-                    })?;
+            let b: [u8; 16] = p
+                .get(..16)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(short(16))?;
             Ok(IpAddr::V6(Ipv6Addr::from(b)))
         }
         af => Err(ParseError::UnknownFamily { af }),
@@ -341,21 +106,21 @@ pub struct Stats {
 /// and packets 32 bits, bytes 64).
 fn parse_stats(p: &[u8], wide: bool) -> Result<Stats, ParseError> {
     let mut s = Stats::default();
-    let num = |name, p: &[u8], thirty_two: bool| -> Result<u64, ParseError> {
+    let num = |name, a: &Attr<'_>, thirty_two: bool| -> Result<u64, FrameError> {
         if thirty_two {
-            attr_u32(name, p).map(u64::from)
+            a.u32(name).map(u64::from)
         } else {
-            attr_u64(name, p)
+            a.u64(name)
         }
     };
     for a in attrs(p) {
         let a = a?;
         match a.kind {
-            IPVS_STATS_ATTR_CONNS => s.connections = num("stats conns", a.payload, !wide)?,
-            IPVS_STATS_ATTR_INPKTS => s.packets_in = num("stats inpkts", a.payload, !wide)?,
-            IPVS_STATS_ATTR_OUTPKTS => s.packets_out = num("stats outpkts", a.payload, !wide)?,
-            IPVS_STATS_ATTR_INBYTES => s.bytes_in = num("stats inbytes", a.payload, false)?,
-            IPVS_STATS_ATTR_OUTBYTES => s.bytes_out = num("stats outbytes", a.payload, false)?,
+            IPVS_STATS_ATTR_CONNS => s.connections = num("stats conns", &a, !wide)?,
+            IPVS_STATS_ATTR_INPKTS => s.packets_in = num("stats inpkts", &a, !wide)?,
+            IPVS_STATS_ATTR_OUTPKTS => s.packets_out = num("stats outpkts", &a, !wide)?,
+            IPVS_STATS_ATTR_INBYTES => s.bytes_in = num("stats inbytes", &a, false)?,
+            IPVS_STATS_ATTR_OUTBYTES => s.bytes_out = num("stats outbytes", &a, false)?,
             // Rates (the estimator's averages) and padding.
             _ => {}
         }
@@ -412,40 +177,9 @@ pub struct Destination {
     pub stats: Stats,
 }
 
-/// The generic netlink header of `msg`, checked to carry `want`; returns the attributes after it.
-fn genl_body<'a>(msg: &Message<'a>, want: u8) -> Result<&'a [u8], ParseError> {
-    if msg.payload.len() < GENL_HDRLEN {
-        return Err(ParseError::ShortGenlHeader {
-            msg_type: msg.msg_type,
-            len: msg.payload.len(),
-        });
-    }
-    let cmd = msg.payload[0];
-    if cmd != want {
-        return Err(ParseError::UnexpectedCommand { cmd, want });
-    }
-    Ok(&msg.payload[GENL_HDRLEN..])
-}
-
-/// One family of the controller's family dump: its name and id (`None` if either is missing).
-pub fn parse_family(msg: &Message<'_>) -> Result<Option<(String, u16)>, ParseError> {
-    // The controller answers GETFAMILY with NEWFAMILY (1).
-    let body = genl_body(msg, 1)?;
-    let (mut name, mut id) = (None, None);
-    for a in attrs(body) {
-        let a = a?;
-        match a.kind {
-            CTRL_ATTR_FAMILY_ID => id = Some(attr_u16("CTRL_ATTR_FAMILY_ID", a.payload)?),
-            CTRL_ATTR_FAMILY_NAME => name = Some(attr_string(a.payload)),
-            _ => {}
-        }
-    }
-    Ok(name.zip(id))
-}
-
 /// A service from one `IPVS_CMD_NEW_SERVICE` message of a service dump.
 pub fn parse_service(msg: &Message<'_>) -> Result<Service, ParseError> {
-    let body = genl_body(msg, IPVS_CMD_NEW_SERVICE)?;
+    let body = genl::body(msg, IPVS_CMD_NEW_SERVICE)?;
     let mut nested = None;
     for a in attrs(body) {
         let a = a?;
@@ -470,26 +204,25 @@ pub fn parse_service(msg: &Message<'_>) -> Result<Service, ParseError> {
     for a in attrs(nested) {
         let a = a?;
         match a.kind {
-            IPVS_SVC_ATTR_AF => af = Some(attr_u16("IPVS_SVC_ATTR_AF", a.payload)?),
-            IPVS_SVC_ATTR_PROTOCOL => {
-                protocol = Some(attr_u16("IPVS_SVC_ATTR_PROTOCOL", a.payload)?)
-            }
+            IPVS_SVC_ATTR_AF => af = Some(a.u16("IPVS_SVC_ATTR_AF")?),
+            IPVS_SVC_ATTR_PROTOCOL => protocol = Some(a.u16("IPVS_SVC_ATTR_PROTOCOL")?),
             IPVS_SVC_ATTR_ADDR => addr = Some(a.payload),
-            IPVS_SVC_ATTR_PORT => port = Some(attr_be16("IPVS_SVC_ATTR_PORT", a.payload)?),
-            IPVS_SVC_ATTR_FWMARK => fwmark = Some(attr_u32("IPVS_SVC_ATTR_FWMARK", a.payload)?),
-            IPVS_SVC_ATTR_SCHED_NAME => svc.scheduler = attr_string(a.payload),
+            IPVS_SVC_ATTR_PORT => port = Some(a.be16("IPVS_SVC_ATTR_PORT")?),
+            IPVS_SVC_ATTR_FWMARK => fwmark = Some(a.u32("IPVS_SVC_ATTR_FWMARK")?),
+            IPVS_SVC_ATTR_SCHED_NAME => svc.scheduler = a.string(),
             IPVS_SVC_ATTR_FLAGS => {
                 // struct ip_vs_flags { u32 flags; u32 mask; }
-                if a.payload.len() != 8 {
-                    return Err(ParseError::AttributeSize {
-                        name: "IPVS_SVC_ATTR_FLAGS",
-                        len: a.payload.len(),
-                        expected: 8,
-                    });
-                }
-                svc.flags = u32_at(a.payload, 0);
+                let flags_mask: [u8; 8] =
+                    a.payload
+                        .try_into()
+                        .map_err(|_| FrameError::AttributeSize {
+                            name: "IPVS_SVC_ATTR_FLAGS",
+                            len: a.payload.len(),
+                            expected: 8,
+                        })?;
+                svc.flags = u32_at(&flags_mask, 0);
             }
-            IPVS_SVC_ATTR_TIMEOUT => svc.timeout = attr_u32("IPVS_SVC_ATTR_TIMEOUT", a.payload)?,
+            IPVS_SVC_ATTR_TIMEOUT => svc.timeout = a.u32("IPVS_SVC_ATTR_TIMEOUT")?,
             IPVS_SVC_ATTR_STATS => stats32 = Some(a.payload),
             IPVS_SVC_ATTR_STATS64 => stats64 = Some(a.payload),
             _ => {}
@@ -532,7 +265,7 @@ pub fn parse_service(msg: &Message<'_>) -> Result<Service, ParseError> {
 /// its family unless the kernel says otherwise (`IPVS_DEST_ATTR_ADDR_FAMILY`, mixed-family
 /// tunnels).
 pub fn parse_destination(msg: &Message<'_>, service_af: u16) -> Result<Destination, ParseError> {
-    let body = genl_body(msg, IPVS_CMD_NEW_DEST)?;
+    let body = genl::body(msg, IPVS_CMD_NEW_DEST)?;
     let mut nested = None;
     for a in attrs(body) {
         let a = a?;
@@ -558,26 +291,25 @@ pub fn parse_destination(msg: &Message<'_>, service_af: u16) -> Result<Destinati
     let (mut stats32, mut stats64) = (None, None);
     for a in attrs(nested) {
         let a = a?;
-        let p = a.payload;
         match a.kind {
-            IPVS_DEST_ATTR_ADDR => addr = Some(p),
-            IPVS_DEST_ATTR_PORT => port = Some(attr_be16("IPVS_DEST_ATTR_PORT", p)?),
-            IPVS_DEST_ATTR_FWD_METHOD => d.forward = attr_u32("IPVS_DEST_ATTR_FWD_METHOD", p)?,
+            IPVS_DEST_ATTR_ADDR => addr = Some(a.payload),
+            IPVS_DEST_ATTR_PORT => port = Some(a.be16("IPVS_DEST_ATTR_PORT")?),
+            IPVS_DEST_ATTR_FWD_METHOD => d.forward = a.u32("IPVS_DEST_ATTR_FWD_METHOD")?,
             IPVS_DEST_ATTR_WEIGHT => {
-                d.weight = attr_u32("IPVS_DEST_ATTR_WEIGHT", p)?.cast_signed();
+                d.weight = a.u32("IPVS_DEST_ATTR_WEIGHT")?.cast_signed();
             }
             IPVS_DEST_ATTR_ACTIVE_CONNS => {
-                d.active_connections = attr_u32("IPVS_DEST_ATTR_ACTIVE_CONNS", p)?;
+                d.active_connections = a.u32("IPVS_DEST_ATTR_ACTIVE_CONNS")?;
             }
             IPVS_DEST_ATTR_INACT_CONNS => {
-                d.inactive_connections = attr_u32("IPVS_DEST_ATTR_INACT_CONNS", p)?;
+                d.inactive_connections = a.u32("IPVS_DEST_ATTR_INACT_CONNS")?;
             }
             IPVS_DEST_ATTR_PERSIST_CONNS => {
-                d.persistent_connections = attr_u32("IPVS_DEST_ATTR_PERSIST_CONNS", p)?;
+                d.persistent_connections = a.u32("IPVS_DEST_ATTR_PERSIST_CONNS")?;
             }
-            IPVS_DEST_ATTR_ADDR_FAMILY => af = attr_u16("IPVS_DEST_ATTR_ADDR_FAMILY", p)?,
-            IPVS_DEST_ATTR_STATS => stats32 = Some(p),
-            IPVS_DEST_ATTR_STATS64 => stats64 = Some(p),
+            IPVS_DEST_ATTR_ADDR_FAMILY => af = a.u16("IPVS_DEST_ATTR_ADDR_FAMILY")?,
+            IPVS_DEST_ATTR_STATS => stats32 = Some(a.payload),
+            IPVS_DEST_ATTR_STATS64 => stats64 = Some(a.payload),
             _ => {}
         }
     }
@@ -599,173 +331,54 @@ pub fn parse_destination(msg: &Message<'_>, service_af: u16) -> Result<Destinati
     Ok(d)
 }
 
-/// What one message of a dump reply means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DumpItem<'a> {
-    /// A data message of the dump.
-    Data(Message<'a>),
-    /// The end of the dump.
-    Done,
-    /// The kernel refused the request: a positive errno.
-    Error(i32),
-}
-
-/// Classifies one message of the reply to request `seq`.
-pub fn dump_item<'a>(msg: Message<'a>, seq: u32) -> Result<Option<DumpItem<'a>>, ParseError> {
-    if msg.seq != seq {
-        return Err(ParseError::WrongSequence {
-            got: msg.seq,
-            want: seq,
-        });
-    }
-    if msg.flags & NLM_F_DUMP_INTR != 0 {
-        return Err(ParseError::DumpInterrupted);
-    }
-    match msg.msg_type {
-        NLMSG_NOOP => Ok(None),
-        NLMSG_OVERRUN => Err(ParseError::Overrun),
-        NLMSG_ERROR | NLMSG_DONE => {
-            // NLMSG_ERROR carries a negative errno (0 is an acknowledgement); NLMSG_DONE carries
-            // 0, or a negative errno when the dump itself failed.
-            let len = msg.payload.len();
-            let code = match msg.payload.get(..4) {
-                Some(_) => u32_at(msg.payload, 0).cast_signed(),
-                None if msg.msg_type == NLMSG_DONE => 0,
-                None => return Err(ParseError::ShortError { len }),
-            };
-            Ok(Some(if code < 0 {
-                DumpItem::Error(code.saturating_neg())
-            } else {
-                DumpItem::Done
-            }))
-        }
-        t if t < 0x10 => Err(ParseError::UnexpectedType { msg_type: t }),
-        _ => Ok(Some(DumpItem::Data(msg))),
-    }
-}
-
-fn push_header(out: &mut Vec<u8>, msg_type: u16, flags: u16, seq: u32) {
-    out.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by `finish`
-    out.extend_from_slice(&msg_type.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-}
-
-fn push_genl(out: &mut Vec<u8>, cmd: u8, version: u8) {
-    out.extend_from_slice(&[cmd, version, 0, 0]);
-}
-
-fn push_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = 4 + payload.len();
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    out.resize(align4(out.len()), 0);
-}
-
-fn finish(mut out: Vec<u8>) -> Vec<u8> {
-    let len = (out.len() as u32).to_ne_bytes();
-    out[..4].copy_from_slice(&len);
-    out
-}
-
-/// A dump of every generic netlink family. The source looks "IPVS" up in it rather than asking
-/// for the family by name: a lookup by name makes the kernel load `ip_vs` (its module alias is
-/// `net-pf-16-proto-16-family-IPVS`), and a collector must not switch IPVS on by looking.
-pub fn family_dump_request(seq: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(20);
-    push_header(&mut out, GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_DUMP, seq);
-    push_genl(&mut out, CTRL_CMD_GETFAMILY, 1);
-    finish(out)
-}
-
-/// A lookup of one family by name: what `ipvsadm` and libnl do. Not used by the source (it
-/// autoloads the module); the lab uses it to show that the autoload is real.
-pub fn family_by_name_request(seq: u32, name: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32);
-    push_header(&mut out, GENL_ID_CTRL, NLM_F_REQUEST, seq);
-    push_genl(&mut out, CTRL_CMD_GETFAMILY, 1);
-    let mut z = name.as_bytes().to_vec();
-    z.push(0);
-    push_attr(&mut out, CTRL_ATTR_FAMILY_NAME, &z);
-    finish(out)
-}
-
 /// A dump of every virtual service.
 pub fn services_request(family: u16, seq: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(20);
-    push_header(&mut out, family, NLM_F_REQUEST | NLM_F_DUMP, seq);
-    push_genl(&mut out, IPVS_CMD_GET_SERVICE, IPVS_GENL_VERSION);
-    finish(out)
+    Request::dump(family, seq)
+        .genl(IPVS_CMD_GET_SERVICE, IPVS_GENL_VERSION)
+        .finish()
+}
+
+/// The raw 16-byte `union nf_inet_addr` of `addr`.
+fn raw_addr(addr: IpAddr) -> [u8; 16] {
+    let mut raw = [0u8; 16];
+    match addr {
+        IpAddr::V4(a) => raw[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => raw.copy_from_slice(&a.octets()),
+    }
+    raw
 }
 
 /// A dump of the destinations of the service `key`.
 pub fn destinations_request(family: u16, seq: u32, key: &ServiceKey) -> Vec<u8> {
-    let mut nested = Vec::with_capacity(48);
-    push_attr(&mut nested, IPVS_SVC_ATTR_AF, &key.af().to_ne_bytes());
-    match key {
-        ServiceKey::Fwmark { mark, .. } => {
-            push_attr(&mut nested, IPVS_SVC_ATTR_FWMARK, &mark.to_ne_bytes());
-        }
-        ServiceKey::Address {
-            protocol,
-            addr,
-            port,
-            ..
-        } => {
-            push_attr(&mut nested, IPVS_SVC_ATTR_PROTOCOL, &protocol.to_ne_bytes());
-            let mut raw = [0u8; 16];
-            match addr {
-                IpAddr::V4(a) => raw[..4].copy_from_slice(&a.octets()),
-                IpAddr::V6(a) => raw.copy_from_slice(&a.octets()),
+    Request::dump(family, seq)
+        .genl(IPVS_CMD_GET_DEST, IPVS_GENL_VERSION)
+        .nested(IPVS_CMD_ATTR_SERVICE, |n| {
+            push_attr(n, IPVS_SVC_ATTR_AF, &key.af().to_ne_bytes());
+            match key {
+                ServiceKey::Fwmark { mark, .. } => {
+                    push_attr(n, IPVS_SVC_ATTR_FWMARK, &mark.to_ne_bytes());
+                }
+                ServiceKey::Address {
+                    protocol,
+                    addr,
+                    port,
+                    ..
+                } => {
+                    push_attr(n, IPVS_SVC_ATTR_PROTOCOL, &protocol.to_ne_bytes());
+                    push_attr(n, IPVS_SVC_ATTR_ADDR, &raw_addr(*addr));
+                    push_attr(n, IPVS_SVC_ATTR_PORT, &port.to_be_bytes());
+                }
             }
-            push_attr(&mut nested, IPVS_SVC_ATTR_ADDR, &raw);
-            push_attr(&mut nested, IPVS_SVC_ATTR_PORT, &port.to_be_bytes());
-        }
-    }
-    let mut out = Vec::with_capacity(24 + nested.len());
-    push_header(&mut out, family, NLM_F_REQUEST | NLM_F_DUMP, seq);
-    push_genl(&mut out, IPVS_CMD_GET_DEST, IPVS_GENL_VERSION);
-    push_attr(&mut out, 0x8000 | IPVS_CMD_ATTR_SERVICE, &nested);
-    finish(out)
+        })
+        .finish()
 }
 
-/// Builders for replies as the kernel writes them, for tests here and in the lab.
-pub mod build {
+/// IPVS replies as the kernel writes them, for the tests below.
+#[cfg(test)]
+mod build {
     use super::*;
-
-    /// A whole message: header, generic netlink header, attributes.
-    pub fn message(msg_type: u16, flags: u16, seq: u32, cmd: u8, attrs: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        push_header(&mut out, msg_type, flags, seq);
-        push_genl(&mut out, cmd, 1);
-        out.extend_from_slice(attrs);
-        finish(out)
-    }
-
-    /// `NLMSG_DONE` (or, with a negative `code`, a failed dump).
-    pub fn done(seq: u32, code: i32) -> Vec<u8> {
-        let mut out = Vec::new();
-        push_header(&mut out, NLMSG_DONE, NLM_F_MULTI, seq);
-        out.extend_from_slice(&code.to_ne_bytes());
-        finish(out)
-    }
-
-    /// `NLMSG_ERROR` with `-errno` and the (empty) request header.
-    pub fn error(seq: u32, errno: i32) -> Vec<u8> {
-        let mut out = Vec::new();
-        push_header(&mut out, NLMSG_ERROR, 0, seq);
-        out.extend_from_slice(&(-errno).to_ne_bytes());
-        out.extend_from_slice(&[0u8; 16]);
-        finish(out)
-    }
-
-    pub fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        push_attr(&mut out, kind, payload);
-        out
-    }
+    pub use crate::netlink::frame::NLM_F_MULTI;
+    pub use crate::netlink::testing::{attr, done, genl_message as message};
 
     pub fn stats64(s: &Stats) -> Vec<u8> {
         let mut out = Vec::new();
@@ -850,21 +463,18 @@ pub mod build {
             &attr(0x8000 | IPVS_CMD_ATTR_DEST, &n),
         )
     }
-
-    pub fn raw_addr(addr: IpAddr) -> [u8; 16] {
-        let mut raw = [0u8; 16];
-        match addr {
-            IpAddr::V4(a) => raw[..4].copy_from_slice(&a.octets()),
-            IpAddr::V6(a) => raw.copy_from_slice(&a.octets()),
-        }
-        raw
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::build::*;
     use super::*;
+    use crate::netlink::frame::{
+        DumpItem, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, NLM_F_REQUEST, NLMSG_HDRLEN, dump_item,
+        messages,
+    };
+    use crate::netlink::genl::{GENL_HDRLEN, parse_family};
+    use crate::netlink::testing::only;
 
     fn sample_service() -> Service {
         Service {
@@ -904,13 +514,6 @@ mod tests {
                 bytes_out: 3,
             },
         }
-    }
-
-    fn only(buf: &[u8]) -> Message<'_> {
-        let mut it = messages(buf);
-        let m = it.next().and_then(Result::ok);
-        assert!(it.next().is_none());
-        m.unwrap_or_else(|| panic!("no message in {buf:?}"))
     }
 
     #[test]
@@ -994,27 +597,13 @@ mod tests {
     }
 
     #[test]
-    fn dump_items_errors_and_sequence() {
-        let done = done(4, 0);
-        assert_eq!(dump_item(only(&done), 4), Ok(Some(DumpItem::Done)));
-        assert_eq!(
-            dump_item(only(&done), 5),
-            Err(ParseError::WrongSequence { got: 4, want: 5 })
-        );
-        let failed = super::build::done(4, -22);
-        assert_eq!(dump_item(only(&failed), 4), Ok(Some(DumpItem::Error(22))));
-        let err = error(4, 1);
-        assert_eq!(dump_item(only(&err), 4), Ok(Some(DumpItem::Error(1))));
-        let mut short = error(4, 1);
-        short.truncate(18);
-        short[..4].copy_from_slice(&18u32.to_ne_bytes());
-        assert_eq!(
-            dump_item(only(&short), 4),
-            Err(ParseError::ShortError { len: 2 })
-        );
+    fn an_interrupted_service_dump_is_an_error() {
         let mut intr = service(4, &sample_service());
         intr[6] |= NLM_F_DUMP_INTR as u8;
-        assert_eq!(dump_item(only(&intr), 4), Err(ParseError::DumpInterrupted));
+        assert_eq!(
+            dump_item(only(&intr), 4),
+            Err(crate::netlink::FrameError::DumpInterrupted)
+        );
     }
 
     #[test]
@@ -1035,14 +624,14 @@ mod tests {
         long[..4].copy_from_slice(&(good.len() as u32 + 4).to_ne_bytes());
         assert!(matches!(
             messages(&long).next(),
-            Some(Err(ParseError::BadMessageLength { .. }))
+            Some(Err(FrameError::BadMessageLength { .. }))
         ));
         // A header that claims less than a header.
         let mut tiny = good.clone();
         tiny[..4].copy_from_slice(&3u32.to_ne_bytes());
         assert!(matches!(
             messages(&tiny).next(),
-            Some(Err(ParseError::BadMessageLength { declared: 3, .. }))
+            Some(Err(FrameError::BadMessageLength { declared: 3, .. }))
         ));
         // An attribute that overruns its message.
         let mut bad_attr = good.clone();
@@ -1050,7 +639,9 @@ mod tests {
         bad_attr[at..at + 2].copy_from_slice(&0xfff0u16.to_ne_bytes());
         assert!(matches!(
             parse_service(&only(&bad_attr)),
-            Err(ParseError::BadAttributeLength { .. })
+            Err(ParseError::Frame {
+                source: FrameError::BadAttributeLength { .. }
+            })
         ));
         // A port of three bytes.
         let mut n = Vec::new();
@@ -1067,10 +658,12 @@ mod tests {
         );
         assert_eq!(
             parse_service(&only(&bytes)),
-            Err(ParseError::AttributeSize {
-                name: "IPVS_SVC_ATTR_PORT",
-                len: 3,
-                expected: 2
+            Err(ParseError::Frame {
+                source: FrameError::AttributeSize {
+                    name: "IPVS_SVC_ATTR_PORT",
+                    len: 3,
+                    expected: 2
+                }
             })
         );
         // An unknown family.
@@ -1093,7 +686,9 @@ mod tests {
         let bytes = message(0x20, 0, 1, IPVS_CMD_NEW_DEST, &[]);
         assert_eq!(
             parse_service(&only(&bytes)),
-            Err(ParseError::UnexpectedCommand { cmd: 5, want: 1 })
+            Err(ParseError::Frame {
+                source: FrameError::UnexpectedCommand { cmd: 5, want: 1 }
+            })
         );
     }
 
@@ -1165,23 +760,6 @@ mod tests {
             },
         );
         assert_eq!(only(&fw).payload.len(), GENL_HDRLEN + 4 + 8 + 8);
-        let fam = family_dump_request(3);
-        assert_eq!(only(&fam).msg_type, GENL_ID_CTRL);
-        assert_eq!(family_by_name_request(3, "IPVS").len(), 16 + 4 + 4 + 8);
         assert_eq!(services_request(0x22, 1).len(), 20);
-    }
-
-    #[test]
-    fn family_from_controller_message() {
-        let mut a = attr(CTRL_ATTR_FAMILY_ID, &0x23u16.to_ne_bytes());
-        a.extend(attr(CTRL_ATTR_FAMILY_NAME, b"IPVS\0"));
-        a.extend(attr(3, &1u32.to_ne_bytes()));
-        let bytes = message(GENL_ID_CTRL, NLM_F_MULTI, 1, 1, &a);
-        assert_eq!(
-            parse_family(&only(&bytes)),
-            Ok(Some(("IPVS".to_owned(), 0x23)))
-        );
-        let bytes = message(GENL_ID_CTRL, NLM_F_MULTI, 1, 1, &attr(2, b"nl80211\0"));
-        assert_eq!(parse_family(&only(&bytes)), Ok(None));
     }
 }

@@ -18,20 +18,13 @@
 //! ```
 //!
 //! `RTEXT_FILTER_SKIP_STATS` is deliberately not set: it makes the kernel leave `IFLA_VF_STATS`
-//! out. Framing (messages, attributes, the end of a dump) reuses the IPVS source's generic
-//! netlink decoder, which knows nothing of IPVS at that level.
+//! out. The socket, framing (messages, attributes, the end of a dump) and the dump's bounds are
+//! `crate::netlink`'s.
 
-use crate::sources::ipvs::parse::{
-    self as nl, DumpItem, Message, NLM_F_DUMP, NLM_F_REQUEST, ParseError,
-};
+use crate::netlink::{self as nl, Dump, DumpLimits, FrameError, Message, NetlinkError};
+use crate::netlink::{Protocol, Request, Socket};
 use crate::sources::sriov::sysfs::VfCounters;
-use nix::errno::Errno;
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto,
-    setsockopt, socket, sockopt,
-};
-use nix::sys::time::{TimeVal, TimeValLike};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::convert::Infallible;
 use std::time::Duration;
 
 pub const RTM_NEWLINK: u16 = 16;
@@ -74,7 +67,7 @@ pub enum VfParseError {
     Attributes {
         within: &'static str,
         #[source]
-        source: ParseError,
+        source: FrameError,
     },
     #[error("{what} of {len} bytes is too short for the u32 vf number")]
     ShortVfStruct { what: &'static str, len: usize },
@@ -216,56 +209,13 @@ pub fn parse_link(payload: &[u8]) -> Result<Link, VfParseError> {
 
 /// The request: dump every link, with VF information and VF counters.
 pub fn link_dump_request(seq: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(40);
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&RTM_GETLINK.to_ne_bytes());
-    out.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
     // ifinfomsg: family, pad, type, index, flags, change.
-    out.extend_from_slice(&[AF_UNSPEC, 0]);
-    out.extend_from_slice(&[0u8; 14]);
-    out.extend_from_slice(&8u16.to_ne_bytes());
-    out.extend_from_slice(&IFLA_EXT_MASK.to_ne_bytes());
-    out.extend_from_slice(&RTEXT_FILTER_VF.to_ne_bytes());
-    let len = (out.len() as u32).to_ne_bytes();
-    out[..4].copy_from_slice(&len);
-    out
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum NetlinkError {
-    #[error("cannot open a route netlink socket")]
-    Open {
-        #[source]
-        source: Errno,
-    },
-    #[error("cannot set the socket's receive timeout")]
-    Timeout {
-        #[source]
-        source: Errno,
-    },
-    #[error("cannot send RTM_GETLINK")]
-    Send {
-        #[source]
-        source: Errno,
-    },
-    #[error("no reply within {timeout:?}")]
-    NoReply { timeout: Duration },
-    #[error("cannot receive the reply")]
-    Receive {
-        #[source]
-        source: Errno,
-    },
-    #[error("a {len}-byte reply does not fit the {RECV_BUFFER}-byte receive buffer")]
-    Truncated { len: usize },
-    #[error("the kernel refused RTM_GETLINK: {errno}")]
-    Kernel { errno: Errno },
-    #[error("malformed reply")]
-    Framing {
-        #[from]
-        source: ParseError,
-    },
+    let mut ifinfomsg = [0u8; IFINFOMSG_LEN];
+    ifinfomsg[0] = AF_UNSPEC;
+    Request::dump(RTM_GETLINK, seq)
+        .header(&ifinfomsg)
+        .attr(IFLA_EXT_MASK, &RTEXT_FILTER_VF.to_ne_bytes())
+        .finish()
 }
 
 /// A link of the dump, or why its message could not be decoded.
@@ -274,46 +224,15 @@ pub type LinkResult = Result<Link, (i32, VfParseError)>;
 /// Dumps every link of the calling thread's network namespace with its VFs. A link whose VF
 /// attributes are malformed comes back as an error of its own; the rest of the dump is kept.
 pub fn dump_links(timeout: Duration) -> Result<Vec<LinkResult>, NetlinkError> {
-    let fd: OwnedFd = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )
-    .map_err(|source| NetlinkError::Open { source })?;
-    let ms = i64::try_from(timeout.as_millis())
-        .unwrap_or(i64::MAX)
-        .max(1);
-    setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::milliseconds(ms))
-        .map_err(|source| NetlinkError::Timeout { source })?;
-    let seq = std::process::id().wrapping_mul(0x9e37_79b9) ^ 0x5a5a;
-    let req = link_dump_request(seq);
-    loop {
-        match sendto(
-            fd.as_raw_fd(),
-            &req,
-            &NetlinkAddr::new(0, 0),
-            MsgFlags::empty(),
-        ) {
-            Ok(_) => break,
-            Err(Errno::EINTR) => continue,
-            Err(source) => return Err(NetlinkError::Send { source }),
-        }
-    }
-    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut sock = Socket::open(Protocol::Route, timeout)?;
+    sock.set_receive_buffer(RECV_BUFFER);
+    let seq = sock.next_seq();
     let mut links = Vec::new();
-    loop {
-        let n = match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_TRUNC) {
-            Ok(n) if n > buf.len() => return Err(NetlinkError::Truncated { len: n }),
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => return Err(NetlinkError::NoReply { timeout }),
-            Err(source) => return Err(NetlinkError::Receive { source }),
-        };
-        if collect_links(&buf[..n], seq, &mut links)? {
-            return Ok(links);
-        }
-    }
+    sock.dump(&link_dump_request(seq), seq, |m| {
+        links.extend(link_of(m));
+        Ok::<(), Infallible>(())
+    })?;
+    Ok(links)
 }
 
 /// Decodes one datagram of the dump into `links`; true at the end of the dump.
@@ -322,23 +241,11 @@ pub fn collect_links(
     seq: u32,
     links: &mut Vec<LinkResult>,
 ) -> Result<bool, NetlinkError> {
-    for msg in nl::messages(datagram) {
-        match nl::dump_item(msg?, seq)? {
-            None => {}
-            Some(DumpItem::Data(m)) => {
-                if let Some(l) = link_of(&m) {
-                    links.push(l);
-                }
-            }
-            Some(DumpItem::Done) => return Ok(true),
-            Some(DumpItem::Error(errno)) => {
-                return Err(NetlinkError::Kernel {
-                    errno: Errno::from_raw(errno),
-                });
-            }
-        }
-    }
-    Ok(false)
+    let mut dump = Dump::new(seq, DumpLimits::default());
+    Ok(dump.feed(datagram, |m| {
+        links.extend(link_of(m));
+        Ok::<(), Infallible>(())
+    })?)
 }
 
 fn link_of(m: &Message<'_>) -> Option<LinkResult> {
@@ -354,6 +261,7 @@ fn link_of(m: &Message<'_>) -> Option<LinkResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netlink::frame::{NLM_F_DUMP, NLM_F_REQUEST};
 
     #[test]
     fn request_asks_for_vfs_and_their_counters() {

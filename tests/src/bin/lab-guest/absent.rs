@@ -72,10 +72,11 @@ pub fn run() -> Result<()> {
     );
 
     // The check above means something only if a lookup could load the module here.
-    use dataplane_collector::sources::ipvs::{netlink::Socket, parse};
-    let mut sock = Socket::open(Duration::from_secs(10))?;
+    use dataplane_collector::netlink::{Protocol, Socket, genl};
+    use dataplane_collector::sources::ipvs::parse;
+    let mut sock = Socket::open(Protocol::Generic, Duration::from_secs(10))?;
     let seq = sock.next_seq();
-    let errno = sock.request(&parse::family_by_name_request(seq, parse::IPVS_FAMILY), seq)?;
+    let errno = sock.request(&genl::family_by_name_request(seq, parse::IPVS_FAMILY), seq)?;
     wait_for("the kernel to load ip_vs", Duration::from_secs(10), || {
         Ok(module_loaded("ip_vs").then_some(()))
     })

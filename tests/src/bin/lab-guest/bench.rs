@@ -187,15 +187,16 @@ pub fn run(args: &[String]) -> Result<()> {
     report("netlink", &netlink, &format!("services={got}"));
 
     // Where the netlink time goes: the one service dump, against the whole read.
-    use dataplane_collector::sources::ipvs::{netlink::Socket, parse, resolve_family};
-    let mut sock = Socket::open(Duration::from_secs(10))?;
+    use dataplane_collector::netlink::{Protocol, Socket};
+    use dataplane_collector::sources::ipvs::{parse, resolve_family};
+    let mut sock = Socket::open(Protocol::Generic, Duration::from_secs(10))?;
     let family = resolve_family(&mut sock)?.context("no IPVS family")?;
     let services_only = measure(runs, || {
         let seq = sock.next_seq();
         let mut n = 0;
         sock.dump(&parse::services_request(family, seq), seq, |_| {
             n += 1;
-            Ok(())
+            Ok::<(), std::convert::Infallible>(())
         })?;
         if n != services {
             bail!("{n} services in the dump");

@@ -719,10 +719,11 @@ pub fn run() -> Result<()> {
 /// The raw netlink replies of a whole read of the root namespace, with ipvsadm's view of the
 /// same moment, for `collector/tests/ipvs_fixtures.rs`.
 fn capture_fixtures() -> Result<()> {
-    use dataplane_collector::sources::ipvs::{netlink::Socket, read_services};
+    use dataplane_collector::netlink::{Protocol, Socket};
+    use dataplane_collector::sources::ipvs::read_services;
     for _ in 0..10 {
         let before = table(None)?;
-        let mut sock = Socket::open(Duration::from_secs(5))?;
+        let mut sock = Socket::open(Protocol::Generic, Duration::from_secs(5))?;
         sock.start_capture();
         let services = read_services(&mut sock)?;
         let datagrams = sock.take_capture();
