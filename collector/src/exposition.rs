@@ -1,4 +1,8 @@
-//! The Prometheus text exposition format (version 0.0.4), written straight into bytes.
+//! The Prometheus text exposition format (version 0.0.4) and OpenMetrics text (1.0.0), written
+//! straight into bytes. [`Format::negotiate`] picks one from a scrape's `Accept` header, as
+//! Prometheus asks for OpenMetrics first; the two differ only in a counter family's name on its
+//! `# HELP`/`# TYPE` lines (without `_total` in OpenMetrics), the escaping of HELP text and the
+//! closing `# EOF`, so every source writes once for both.
 //!
 //! Sources read their counters at scrape time and write them here as constant samples; nothing
 //! is kept between scrapes, so a port, flow or device that is gone has no series. The writer can
@@ -10,8 +14,83 @@ use std::fmt::Write as _;
 /// Bytes buffered before a chunk is handed to the sink.
 pub const CHUNK_SIZE: usize = 64 * 1024;
 
-/// The `Content-Type` of what [`Writer`] produces.
+/// The `Content-Type` of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `Content-Type` of OpenMetrics text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Which text format a [`Writer`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    #[default]
+    Text,
+    /// OpenMetrics text 1.0.0.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The response's `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+
+    /// The format a client's `Accept` header prefers: OpenMetrics when it asks for
+    /// `application/openmetrics-text` (version 1.0.0 or 0.0.1, the two Prometheus asks for, or
+    /// no version) with a weight above zero and at least that of `text/plain` and of `*/*`;
+    /// the text format otherwise, and when there is no header or it does not parse. At most
+    /// [`MAX_ACCEPT_RANGES`] media ranges are read.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let (mut om, mut text) = (0.0f32, 0.0f32);
+        for range in accept.split(',').take(MAX_ACCEPT_RANGES) {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let (mut q, mut version) = (1.0f32, None);
+            for p in parts {
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "q" => {
+                        q = v
+                            .trim()
+                            .parse::<f32>()
+                            .ok()
+                            .filter(|q| q.is_finite())
+                            .unwrap_or(0.0)
+                    }
+                    "version" => version = Some(v.trim().trim_matches('"').to_owned()),
+                    _ => {}
+                }
+            }
+            match media.as_str() {
+                "application/openmetrics-text"
+                    if matches!(version.as_deref(), None | Some("1.0.0" | "0.0.1")) =>
+                {
+                    om = om.max(q);
+                }
+                "text/plain" | "*/*" | "text/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if om > 0.0 && om >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// Media ranges of an `Accept` header [`Format::negotiate`] reads (Prometheus sends four).
+pub const MAX_ACCEPT_RANGES: usize = 32;
 
 /// A metric family's type, as written on its `# TYPE` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +119,7 @@ pub struct Writer {
     buf: Vec<u8>,
     sink: Option<Box<dyn ChunkSink>>,
     closed: bool,
+    format: Format,
 }
 
 impl Default for Writer {
@@ -55,17 +135,36 @@ impl Writer {
             buf: Vec::with_capacity(16 * 1024),
             sink: None,
             closed: false,
+            format: Format::Text,
         }
     }
 
-    /// The output so far.
-    pub fn into_bytes(self) -> Vec<u8> {
+    /// The same writer, writing `format`.
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The format it writes.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The whole output (with OpenMetrics' `# EOF`).
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.end();
         self.buf
     }
 
-    /// The output so far, as text (the writer only ever writes UTF-8).
+    /// The whole output, as text (the writer only ever writes UTF-8).
     pub fn into_string(self) -> String {
-        String::from_utf8_lossy(&self.buf).into_owned()
+        String::from_utf8_lossy(&self.into_bytes()).into_owned()
+    }
+
+    fn end(&mut self) {
+        if self.format == Format::OpenMetrics {
+            self.buf.extend_from_slice(b"# EOF\n");
+        }
     }
 
     /// A writer that hands chunks of about [`CHUNK_SIZE`] bytes to `sink`.
@@ -74,6 +173,7 @@ impl Writer {
             buf: Vec::with_capacity(CHUNK_SIZE + 4096),
             sink: Some(Box::new(sink)),
             closed: false,
+            format: Format::Text,
         }
     }
 
@@ -83,17 +183,29 @@ impl Writer {
     }
 
     /// Starts a family: its `# HELP` and `# TYPE` lines. All of a family's samples must follow
-    /// before the next family starts.
+    /// before the next family starts. `name` is the samples' name (a counter's ends in
+    /// `_total`); in OpenMetrics a counter family is named without it, and a counter whose name
+    /// lacks it is typed `unknown` there, which any sample name may have.
     pub fn family(&mut self, name: &str, help: &str, kind: MetricType) {
         self.maybe_flush();
+        let (family, kind) = match (self.format, kind) {
+            (Format::OpenMetrics, MetricType::Counter) => match name.strip_suffix("_total") {
+                Some(base) if !base.is_empty() => (base, "counter"),
+                _ => (name, "unknown"),
+            },
+            (_, kind) => (name, kind.as_str()),
+        };
         self.buf.extend_from_slice(b"# HELP ");
-        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(family.as_bytes());
         self.buf.push(b' ');
-        escape_help(&mut self.buf, help);
+        match self.format {
+            Format::Text => escape_help(&mut self.buf, help),
+            Format::OpenMetrics => escape_label_value(&mut self.buf, help),
+        }
         self.buf.extend_from_slice(b"\n# TYPE ");
-        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(family.as_bytes());
         self.buf.push(b' ');
-        self.buf.extend_from_slice(kind.as_str().as_bytes());
+        self.buf.extend_from_slice(kind.as_bytes());
         self.buf.push(b'\n');
     }
 
@@ -107,8 +219,9 @@ impl Writer {
         }
     }
 
-    /// Hands the rest of the buffer to the sink.
+    /// Ends the output (OpenMetrics' `# EOF`) and hands the rest of the buffer to the sink.
     pub fn finish(mut self) {
+        self.end();
         self.flush();
     }
 
@@ -389,6 +502,81 @@ mod tests {
              # HELP d_seconds D.\n# TYPE d_seconds gauge\n\
              d_seconds 12.345\nd_seconds 3\nd_seconds 0.000000001\nd_seconds 0.25\nd_seconds NaN\nd_seconds -3\n"
         );
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        let mut w = Writer::new().with_format(Format::OpenMetrics);
+        w.family("x_total", "Say \"hi\".\nMore\\", MetricType::Counter);
+        w.sample("x_total").label("a", "b").value_u64(7);
+        w.family("odd", "A counter without the suffix.", MetricType::Counter);
+        w.sample("odd").value_u64(1);
+        w.family("_total", "Nothing before the suffix.", MetricType::Counter);
+        w.sample("_total").value_u64(2);
+        w.family("g_bytes", "G.", MetricType::Gauge);
+        w.sample("g_bytes").value_f64(1.5);
+        assert_eq!(
+            w.into_string(),
+            "# HELP x Say \\\"hi\\\".\\nMore\\\\\n# TYPE x counter\nx_total{a=\"b\"} 7\n\
+             # HELP odd A counter without the suffix.\n# TYPE odd unknown\nodd 1\n\
+             # HELP _total Nothing before the suffix.\n# TYPE _total unknown\n_total 2\n\
+             # HELP g_bytes G.\n# TYPE g_bytes gauge\ng_bytes 1.5\n# EOF\n"
+        );
+        // Streamed, `# EOF` comes once, at the very end.
+        let chunks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut w =
+            Writer::streaming(VecSink(chunks.clone(), usize::MAX)).with_format(Format::OpenMetrics);
+        w.family("y_total", "Y.", MetricType::Counter);
+        w.sample("y_total").value_u64(1);
+        w.finish();
+        let got: Vec<u8> = chunks.lock().map(|c| c.concat()).unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "# HELP y Y.\n# TYPE y counter\ny_total 1\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn negotiation_follows_the_accept_header() {
+        use Format::{OpenMetrics as Om, Text};
+        for (accept, want) in [
+            (None, Text),
+            (Some(""), Text),
+            // Prometheus 2.x's default.
+            (
+                Some(
+                    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                     version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                ),
+                Om,
+            ),
+            // Prometheus 3.x with text first (scrape_protocols: [PrometheusText0.0.4, ...]).
+            (
+                Some(
+                    "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.8",
+                ),
+                Text,
+            ),
+            (Some("application/openmetrics-text"), Om),
+            (Some("Application/OpenMetrics-Text; Version=\"1.0.0\""), Om),
+            (Some("application/openmetrics-text;version=2.0.0"), Text),
+            (Some("application/openmetrics-text;q=0"), Text),
+            (Some("application/openmetrics-text;q=nan"), Text),
+            (Some("application/openmetrics-text;q=0.5,*/*"), Text),
+            (Some("text/plain"), Text),
+            (Some("*/*"), Text),
+            (Some(";;;,,,=,q=,version"), Text),
+        ] {
+            assert_eq!(Format::negotiate(accept), want, "{accept:?}");
+        }
+        // Past the bound, ranges are not read.
+        let long = format!(
+            "{}application/openmetrics-text",
+            "x/y,".repeat(MAX_ACCEPT_RANGES)
+        );
+        assert_eq!(Format::negotiate(Some(&long)), Text);
+        assert_eq!(Om.content_type(), OPENMETRICS_CONTENT_TYPE);
+        assert_eq!(Text.content_type(), CONTENT_TYPE);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 pub mod conn;
 pub mod flow_api;
 
-use crate::exposition::{self, ChunkSink, Writer};
+use crate::exposition::{ChunkSink, Format, Writer};
 use crate::registry::{self, Incoming, Registry, ScrapeRequest};
 use axum::Router;
 use axum::body::Body;
@@ -514,6 +514,7 @@ async fn scrape(
     let results = app.registry.collect(&req, only).await;
     registry::log_results(&results);
 
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let with_build_info = matches!(endpoint, Endpoint::Metrics);
     let sink = ChannelSink {
@@ -529,7 +530,7 @@ async fn scrape(
         .name("scrape-encode".to_owned())
         .spawn(move || {
             let _permit = permit;
-            let mut w = Writer::streaming(sink);
+            let mut w = Writer::streaming(sink).with_format(format);
             if with_build_info {
                 registry::encode_build_info(&mut w);
             }
@@ -553,7 +554,7 @@ async fn scrape(
             .into_response();
     }
     let body = Body::from_stream(ReceiverStream { rx, aborted });
-    ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], body).into_response()
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
 /// The response body seen from the encoder thread: a chunk the connection has not taken within

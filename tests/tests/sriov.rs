@@ -19,11 +19,12 @@ use dataplane_collector::sources::sriov::podresources::proto::{
 };
 use dataplane_collector::sources::sriov::tree;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use testbed::daemon::Daemon;
 use testbed::prom::{self, Sample};
+use testbed::prometheus::Prometheus;
 
 const TREE: &str = include_str!("../../collector/tests/fixtures/sriov/sys.tree");
 
@@ -560,86 +561,6 @@ fn kubepoddevice_old_kubelet_and_failing_kubelet() -> Result<()> {
     Ok(())
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-struct Prometheus {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    /// Starts `/usr/bin/prometheus` scraping `target` every second, with its data in `dir`.
-    fn start(dir: &Path, target: &str) -> Result<Prometheus> {
-        let bin = testbed::ovs::which("prometheus");
-        let required = std::env::var("DPC_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
-        let bin: PathBuf = match bin {
-            Some(b) => b,
-            None if required => bail!("prometheus is not installed (apt-get install prometheus)"),
-            None => bail!("SKIP"),
-        };
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: dataplane-collector\n    \
-                 static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )?;
-        let port = free_port()?;
-        let child = Command::new(bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("prometheus.log"))?)
-            .spawn()
-            .context("start prometheus")?;
-        let p = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        for _ in 0..300 {
-            if testbed::daemon::get(&format!("{}/-/ready", p.url)).is_ok_and(|(s, _)| s == 200) {
-                return Ok(p);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!(
-            "prometheus did not get ready: {}",
-            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
-        )
-    }
-
-    /// `/api/v1/query`: the result vector.
-    fn query(&self, q: &str) -> Result<Vec<serde_json::Value>> {
-        let r = ureq::get(&format!("{}/api/v1/query", self.url))
-            .query("query", q)
-            .call()
-            .map_err(|e| anyhow!("query {q}: {e}"))?;
-        let v: serde_json::Value = serde_json::from_reader(r.into_reader())?;
-        if v["status"] != "success" {
-            bail!("query {q}: {v}");
-        }
-        Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
-    }
-}
-
 #[test]
 fn prometheus_join_returns_the_pod_of_each_vf() -> Result<()> {
     if !testbed::require_root_env() {
@@ -661,7 +582,7 @@ fn prometheus_join_returns_the_pod_of_each_vf() -> Result<()> {
         ],
     ))?;
     let prom = match Prometheus::start(tmp.path(), &d.addr.to_string()) {
-        Err(e) if e.to_string() == "SKIP" => {
+        Err(e) if e.to_string() == testbed::prometheus::SKIP => {
             eprintln!("SKIPPED: prometheus not installed");
             return Ok(());
         }
