@@ -26,24 +26,67 @@ fn main() {
     println!("cargo:rerun-if-changed=../.git/refs/heads");
 }
 
-/// Copies the eBPF object built by `cargo xtask build-ebpf` next to the build, or leaves an
-/// empty one: the daemon then reports the eBPF source unavailable and everything else works.
+#[path = "build_ebpf.rs"]
+mod build_ebpf;
+
+/// Embeds the eBPF programs. In order: the object `DPC_EBPF_OBJECT` names; else, when the eBPF
+/// toolchain is installed (and `DPC_EBPF_BUILD` is not `0`), the programs built now, as `cargo
+/// xtask build-ebpf` builds them (`build_ebpf.rs`); else an object an earlier `cargo xtask
+/// build-ebpf` left in `target/ebpf`; else none, with a warning that says how to get them: the
+/// daemon then reports the eBPF source unavailable and everything else works. A failed build
+/// with the toolchain installed fails the daemon's build: it is a bug, not a missing tool.
 fn embed_ebpf() {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()))
         .join("collector-ebpf.o");
-    let default = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/ebpf/bpfel-unknown-none/release/collector-ebpf");
-    let object = std::env::var_os("DPC_EBPF_OBJECT")
-        .map(std::path::PathBuf::from)
-        .unwrap_or(default);
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     println!("cargo:rerun-if-env-changed=DPC_EBPF_OBJECT");
+    println!("cargo:rerun-if-env-changed=DPC_EBPF_BUILD");
+    for dir in ["collector-ebpf", "collector-common"] {
+        println!("cargo:rerun-if-changed=../{dir}");
+    }
+    println!("cargo:rerun-if-changed=build_ebpf.rs");
+    let object = if let Some(o) = std::env::var_os("DPC_EBPF_OBJECT") {
+        std::path::PathBuf::from(o)
+    } else {
+        let wanted = std::env::var("DPC_EBPF_BUILD").map_or(true, |v| v != "0");
+        match build_ebpf::toolchain_missing() {
+            None if wanted => {
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let built = build_ebpf::command(&cargo, &workspace).output();
+                match built {
+                    Ok(o) if o.status.success() => {}
+                    Ok(o) => panic!(
+                        "building the eBPF programs failed (DPC_EBPF_BUILD=0 builds without them):\n{}",
+                        String::from_utf8_lossy(&o.stderr)
+                    ),
+                    Err(e) => panic!("cannot run cargo to build the eBPF programs: {e}"),
+                }
+            }
+            Some(why) if !build_ebpf::object_path(&workspace).exists() => {
+                println!(
+                    "cargo:warning=the eBPF programs are not built in: {why}; the ebpf collector \
+                     will be unavailable. To build them in: {}",
+                    build_ebpf::HOW_TO_GET_IT
+                );
+            }
+            _ => {}
+        }
+        build_ebpf::object_path(&workspace)
+    };
     println!("cargo:rerun-if-changed={}", object.display());
     let bytes = std::fs::read(&object).unwrap_or_default();
-    if bytes.is_empty() {
+    if bytes.is_empty() && std::env::var_os("DPC_EBPF_OBJECT").is_some() {
         println!(
-            "cargo:warning=no eBPF object at {}: the ebpf collector will be unavailable (cargo xtask build-ebpf)",
+            "cargo:warning=no eBPF object at {} (DPC_EBPF_OBJECT): the ebpf collector will be unavailable",
             object.display()
         );
+    }
+    // Unchanged bytes keep their file (and mtime), so the crate is not rebuilt for nothing.
+    if std::fs::read(&out).is_ok_and(|old| old == bytes) {
+        return;
     }
     if let Err(e) = std::fs::write(&out, bytes) {
         println!("cargo:warning=cannot write {}: {e}", out.display());
