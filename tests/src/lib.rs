@@ -3,6 +3,7 @@
 //! root-only integration tests in `tests/tests/` and by `cargo xtask demo` and `bench`.
 
 pub mod daemon;
+pub mod lab;
 pub mod netns;
 pub mod ofctl;
 pub mod ovs;

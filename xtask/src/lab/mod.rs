@@ -9,10 +9,12 @@
 //! without a line failed (the guest died or timed out). Everything the guest printed is in
 //! `target/lab/console.log`.
 //!
+//! The scenarios and the module plan are shared with the guest (`testbed::lab`); the guest's
+//! `/init` is `lab-guest` (tests/src/bin/lab-guest/init.rs), no shell script.
+//!
 //! Facts the scenarios respect: the kernel boots in about 5 s; `ovs-vswitchd` loses every
-//! upcall if started before the guest's uptime reaches 11 s; busybox's shell runs its own
-//! applets before `$PATH` (the init calls iproute2 by full path); IPVS's counters reach
-//! netlink and `ipvsadm` on the estimator's 2 s timer.
+//! upcall if started before the guest's uptime reaches 11 s; IPVS's counters reach netlink and
+//! `ipvsadm` on the estimator's 2 s timer.
 
 mod artifacts;
 mod image;
@@ -25,77 +27,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A scenario: the modules it loads (dependencies resolved with `modprobe --show-depends`) and
-/// the guest shell lines that run it (busybox `sh`; `$DPC` holds the project's binaries).
-pub struct Scenario {
-    pub name: &'static str,
-    pub about: &'static str,
-    pub modules: &'static [&'static str],
-    pub script: &'static str,
-    /// Part of a plain `cargo xtask lab` (and `cargo xtask test`); benchmarks are not.
-    pub default: bool,
-}
-
-/// In the order they run: `ebpf-kernel` and `ipvs-absent` need a kernel where `ip_vs` is not
-/// loaded (`ebpf-kernel` loads it and unloads it again; `ipvs-absent` leaves it loaded).
-pub const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "ebpf-kernel",
-        about: "the eBPF kprobes (OVS kernel datapath, IPVS loaded after the daemon) count what the kernel counts",
-        // Not ip_vs: the guest loads it (modprobe) once the daemon runs, to prove the late
-        // attach, and unloads it at the end; its files are in the image for `ipvs`.
-        // clsact lives in sch_ingress; TC programs need cls_bpf.
-        modules: &["openvswitch", "veth", "dummy", "sch_ingress", "cls_bpf"],
-        script: "wait_uptime 11
-/bb/timeout 600 $DPC/lab-guest ebpf-kernel",
-        default: true,
-    },
-    Scenario {
-        name: "ipvs-absent",
-        about: "no ip_vs module: the IPVS source is unavailable, quietly, and loads nothing",
-        modules: &["veth"],
-        script: "/bb/timeout 300 $DPC/lab-guest ipvs-absent",
-        default: true,
-    },
-    Scenario {
-        name: "ipvs",
-        about: "IPVS services in two namespaces with real connections: every counter equals ipvsadm's",
-        modules: &["ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "veth", "dummy"],
-        script: "/bb/timeout 300 $DPC/lab-guest ipvs",
-        default: true,
-    },
-    Scenario {
-        name: "ovs-kernel",
-        about: "the foundation's OpenFlow tests on the OVS kernel datapath, and its kernel flows",
-        modules: &["openvswitch", "veth", "nf_conntrack_netlink"],
-        // The pods are IPv4-only: without IPv6 their interfaces send no router solicitations
-        // or MLD reports, which would otherwise arrive seconds later, between the tests' scrape
-        // and their ovs-ofctl read (the emulated guest is slow enough for that to happen).
-        script: "/bb/sysctl -qw net.core.devconf_inherit_init_net=1 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-wait_uptime 11
-rm -f /tmp/dpc-datapath-rewrites
-PATH=$DPC/shim:$PATH DPC_REQUIRE_ROOT_TESTS=1 /bb/timeout 900 $DPC/openflow-tests --test-threads=1
-PATH=$DPC/shim:$PATH DPC_REQUIRE_ROOT_TESTS=1 /bb/timeout 600 $DPC/flow-text-tests --test-threads=1
-[ -s /tmp/dpc-datapath-rewrites ]
-echo \"datapath_type=system for $(/bb/wc -l < /tmp/dpc-datapath-rewrites) bridges of the OpenFlow tests\"
-/bb/timeout 300 $DPC/lab-guest ovs-kernel",
-        default: true,
-    },
-    Scenario {
-        name: "sriov",
-        about: "the SR-IOV source's RTM_GETLINK dump with the VF mask on every link, a real PCI NIC (e1000) included",
-        modules: &["e1000", "veth", "dummy", "bridge"],
-        script: "/bb/timeout 300 $DPC/lab-guest sriov",
-        default: true,
-    },
-    Scenario {
-        name: "bench-ipvs",
-        about: "1,000 IPVS services x 4 destinations: scrape versus /proc/net/ip_vs (cargo xtask bench --only lab)",
-        modules: &["ip_vs", "ip_vs_rr", "dummy"],
-        script: "/bb/timeout 1200 $DPC/lab-guest bench-ipvs 1000 4 20",
-        default: false,
-    },
-];
+pub use testbed::lab::{SCENARIOS, Scenario};
 
 /// Debian packages the lab needs on the host, with a program that shows each is there.
 pub const LAB_PACKAGES: &[(&str, &str)] = &[
@@ -109,21 +41,6 @@ pub const LAB_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "promtool"),
     ("python3", "python3.11"),
 ];
-
-/// The guest's shim for `ovs-vsctl`: the foundation's test bed asks for the userspace datapath
-/// (`datapath_type=netdev`); in the lab its tests run on the kernel's. Every rewrite is logged,
-/// and the scenario fails if none happened.
-const VSCTL_SHIM: &str = r#"#!/usr/bin/busybox sh
-for a in "$@"; do
-    shift
-    if [ "$a" = datapath_type=netdev ]; then
-        a=datapath_type=system
-        echo rewritten >> /tmp/dpc-datapath-rewrites
-    fi
-    set -- "$@" "$a"
-done
-exec /usr/bin/ovs-vsctl "$@"
-"#;
 
 fn lab_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -149,71 +66,6 @@ fn select(names: &[String], all: impl Fn(&Scenario) -> bool) -> Result<Vec<&'sta
             }
         })
         .collect())
-}
-
-fn shell_fn_name(scenario: &str) -> String {
-    format!("scenario_{}", scenario.replace('-', "_"))
-}
-
-/// The guest's `/init`.
-fn init_script(loads: &BTreeMap<&str, Vec<kernel::ModuleLoad>>) -> String {
-    let mut s = String::from(
-        r#"#!/usr/bin/busybox sh
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/bb
-export HOME=/root TMPDIR=/tmp RUST_BACKTRACE=1 DPC=/usr/libexec/dpc
-/bb/mount -t proc proc /proc
-/bb/mount -t sysfs sysfs /sys
-/bb/mount -t devtmpfs devtmpfs /dev
-/bb/mkdir -p /dev/pts /dev/shm
-/bb/mount -t devpts devpts /dev/pts
-/bb/mount -t tmpfs tmpfs /run
-# /tmp stays the initramfs's own (already in memory): a tmpfs there would hide files the
-# image puts under a workspace that lives in /tmp (a CI checkout), like the flow corpus.
-/bb/mkdir -p /run/netns /run/openvswitch /var/log/openvswitch
-/bb/mount -t bpf bpf /sys/fs/bpf
-/bb/mount -t tracefs tracefs /sys/kernel/tracing
-/bb/hostname lab
-/usr/bin/ip link set lo up
-uptime_s() { /bb/cut -d' ' -f1 /proc/uptime; }
-wait_uptime() { while [ "$(/bb/cut -d. -f1 /proc/uptime)" -lt "$1" ]; do /bb/sleep 0.2; done; }
-load() {
-    name=$1; file=$2; shift 2
-    [ -d /sys/module/$name ] && return 0
-    /bb/insmod /usr/lib/modules/$(/bb/uname -r)/$file "$@"
-    [ -d /sys/module/$name ] || echo "DPC-LAB: module $name did not load"
-}
-echo "DPC-LAB: BOOTED $(/bb/uname -r) uptime=$(uptime_s)s cpus=$(/bb/nproc)"
-"#,
-    );
-    for sc in SCENARIOS {
-        let _ = writeln!(s, "{}() {{", shell_fn_name(sc.name));
-        for m in loads.get(sc.name).into_iter().flatten() {
-            let _ = writeln!(s, "    load {} {} {}", m.name, m.file.display(), m.params);
-        }
-        for line in sc.script.lines() {
-            let _ = writeln!(s, "    {line}");
-        }
-        s.push_str("}\n");
-    }
-    s.push_str(
-        r#"SCENARIOS=
-for arg in $(/bb/cat /proc/cmdline); do
-    case "$arg" in dpc.scenarios=*) SCENARIOS="${arg#dpc.scenarios=}";; esac
-done
-for sc in $(echo "$SCENARIOS" | /bb/tr , ' '); do
-    t0=$(uptime_s)
-    echo "DPC-LAB: START $sc uptime=${t0}s"
-    ( set -e; scenario_$(echo "$sc" | /bb/tr - _) )
-    rc=$?
-    secs=$(/bb/awk "BEGIN { printf \"%.1f\", $(uptime_s) - $t0 }")
-    if [ $rc = 0 ]; then echo "DPC-LAB: PASS $sc ${secs}"; else echo "DPC-LAB: FAIL $sc ${secs} (exit $rc)"; fi
-done
-echo "DPC-LAB: END uptime=$(uptime_s)s"
-/bb/sync
-/bb/poweroff -f
-"#,
-    );
-    s
 }
 
 /// Debian's paths of the tools the scenarios run in the guest.
@@ -335,7 +187,7 @@ fn build_image(
         }
     }
 
-    let dpc = Path::new("/usr/libexec/dpc");
+    let dpc = Path::new(testbed::lab::LIBEXEC);
     img.host_file_as(&bins.daemon, dpc.join("dataplane-collector"))?;
     img.host_file_as(&bins.guest, dpc.join("lab-guest"))?;
     img.host_file_as(&bins.openflow_tests, dpc.join("openflow-tests"))?;
@@ -345,8 +197,30 @@ fn build_image(
     img.dir(root.join("tests"));
     let corpus = root.join("collector/tests/fixtures/flow-corpus.txt");
     img.host_file_as(&corpus, &corpus)?;
-    img.bytes(dpc.join("shim/ovs-vsctl"), 0o755, VSCTL_SHIM);
-    img.bytes("/init", 0o755, init_script(loads));
+    // lab-guest is the guest's init (as PID 1) and the OpenFlow tests' `ovs-vsctl` shim (by
+    // that name): lab-guest/init.rs.
+    img.symlink(dpc.join("shim/ovs-vsctl"), dpc.join("lab-guest"));
+    img.symlink("/init", dpc.join("lab-guest"));
+    let plan: Vec<testbed::lab::ModuleLoad> = SCENARIOS
+        .iter()
+        .flat_map(|sc| {
+            loads
+                .get(sc.name)
+                .into_iter()
+                .flatten()
+                .map(|m| testbed::lab::ModuleLoad {
+                    scenario: sc.name.to_owned(),
+                    name: m.name.clone(),
+                    file: m.file.to_string_lossy().into_owned(),
+                    params: m.params.clone(),
+                })
+        })
+        .collect();
+    img.bytes(
+        testbed::lab::PLAN_PATH,
+        0o644,
+        testbed::lab::write_plan(&plan),
+    );
     img.write_cpio(out)
 }
 
@@ -642,24 +516,6 @@ mod tests {
         assert_eq!(names(some), vec!["ipvs-absent", "ipvs"]);
         assert!(select(&["nope".to_owned()], |_| true).is_err());
         Ok(())
-    }
-
-    #[test]
-    fn init_runs_each_scenario_function() {
-        let mut loads = BTreeMap::new();
-        loads.insert(
-            "ipvs",
-            vec![kernel::ModuleLoad {
-                name: "ip_vs".into(),
-                file: PathBuf::from("kernel/net/netfilter/ipvs/ip_vs.ko"),
-                params: String::new(),
-            }],
-        );
-        let s = init_script(&loads);
-        assert!(s.starts_with("#!/usr/bin/busybox sh\n"));
-        assert!(s.contains("scenario_ipvs_absent() {"));
-        assert!(s.contains("    load ip_vs kernel/net/netfilter/ipvs/ip_vs.ko \n"));
-        assert!(s.contains("/bb/poweroff -f"));
     }
 
     #[test]

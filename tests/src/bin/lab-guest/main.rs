@@ -16,10 +16,15 @@
 //! lab-guest clients ...    (helper) client connections, run in a client's namespace
 //! lab-guest hold ADDR N    (helper) N connections held open until killed
 //! ```
+//!
+//! As PID 1 it is the guest's `/init` (`init.rs`: mounts, modules, each scenario's steps, a
+//! `DPC-LAB: PASS|FAIL` line each, power off); called as `ovs-vsctl` it is the shim that puts
+//! the OpenFlow tests' bridges on the kernel datapath.
 
 mod absent;
 mod bench;
 mod ebpf;
+mod init;
 mod ipvs;
 mod ipvsadm;
 mod net;
@@ -32,8 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where the lab puts the project's binaries in the guest.
-pub const LIBEXEC: &str = "/usr/libexec/dpc";
+pub use testbed::lab::LIBEXEC;
 
 pub fn daemon_path() -> PathBuf {
     Path::new(LIBEXEC).join("dataplane-collector")
@@ -44,6 +48,17 @@ pub fn self_path() -> PathBuf {
 }
 
 fn main() {
+    // The guest's /init is this binary; so is the `ovs-vsctl` shim of the OpenFlow tests.
+    let argv0 = std::env::args().next().unwrap_or_default();
+    if std::process::id() == 1 {
+        init::init();
+    }
+    if Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == "ovs-vsctl")
+    {
+        init::vsctl_shim(std::env::args().skip(1).collect());
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
         eprintln!(
