@@ -149,6 +149,30 @@ pub fn bridge(
 /// The body's end.
 pub const TAIL: &[u8] = b"]}\n";
 
+/// The body as a client reads it (`flows --node`, `flows sync`): what [`head`], [`bridge`],
+/// [`TAIL`] and [`no_bridges`] write, in one type.
+#[derive(Debug, serde::Deserialize)]
+pub struct Reply {
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub bridges: Vec<ReplyBridge>,
+    /// Why there are no bridges (no Open vSwitch on the node).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// One bridge of a [`Reply`]: its flows as `ovs-ofctl` text lines, or why they could not be read.
+#[derive(Debug, serde::Deserialize)]
+pub struct ReplyBridge {
+    #[serde(default)]
+    pub bridge: String,
+    #[serde(default)]
+    pub flows: Vec<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,11 +213,23 @@ mod tests {
         );
         let err = String::from_utf8(bridge("br1", Err("down"), None, false)).expect("utf-8");
         assert_eq!(err, ", {\"bridge\": \"br1\", \"error\": \"down\"}");
-        let whole = [head("n").as_slice(), &bridge("b", Ok(""), None, true), TAIL].concat();
-        let v: serde_json::Value = serde_json::from_slice(&whole).expect("JSON");
-        assert_eq!(v["node"], "n");
-        let none: serde_json::Value =
-            serde_json::from_str(&no_bridges("n", "no OVS")).expect("JSON");
-        assert_eq!(none["reason"], "no OVS");
+        // What the server writes is what the client reads.
+        let whole = [
+            head("n\"ode").as_slice(),
+            &bridge("b", Ok(text), None, true),
+            &bridge("c\\", Err("down \u{1}"), None, false),
+            TAIL,
+        ]
+        .concat();
+        let r: Reply = serde_json::from_slice(&whole).expect("JSON");
+        assert_eq!(r.node.as_deref(), Some("n\"ode"));
+        assert_eq!(r.bridges.len(), 2);
+        assert_eq!(r.bridges[0].bridge, "b");
+        assert_eq!(r.bridges[0].flows, text.lines().collect::<Vec<_>>());
+        assert_eq!(r.bridges[1].bridge, "c\\");
+        assert_eq!(r.bridges[1].error.as_deref(), Some("down \u{1}"));
+        let none: Reply = serde_json::from_str(&no_bridges("n", "no OVS")).expect("JSON");
+        assert_eq!(none.reason.as_deref(), Some("no OVS"));
+        assert!(none.bridges.is_empty());
     }
 }

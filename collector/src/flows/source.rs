@@ -8,7 +8,6 @@ use crate::openflow::{Client, Endpoint};
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::Path;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// One named flow dump.
@@ -155,8 +154,9 @@ pub struct NodeBridge {
     pub text: String,
 }
 
-/// `http://HOST:PORT[/prefix]` (or `HOST:PORT`): host, port and path prefix.
-fn split_url(url: &str) -> Result<(String, u16, String), FlowsError> {
+/// The URI of `path_and_query` on a node given as `http://HOST[:PORT][/prefix]` or
+/// `HOST[:PORT]` (the port defaults to the daemon's own).
+fn node_uri(url: &str, path_and_query: &str) -> Result<hyper::Uri, FlowsError> {
     let bad = |reason: &str| FlowsError::Node {
         node: url.into(),
         reason: reason.into(),
@@ -165,142 +165,98 @@ fn split_url(url: &str) -> Result<(String, u16, String), FlowsError> {
         return Err(bad("https is not supported; reach the daemon over http"));
     }
     let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (hostport, path) = match rest.find('/') {
+    let (authority, prefix) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
     };
-    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-        let (h, p) = h.split_once(']').ok_or_else(|| bad("bad IPv6 address"))?;
-        (h, p.strip_prefix(':').unwrap_or(""))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p),
-            None => (hostport, ""),
-        }
-    };
-    let port = if port.is_empty() {
-        crate::flagvalue::DEFAULT_LISTEN
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or(9477)
-    } else {
-        port.parse().map_err(|_| bad("bad port"))?
-    };
-    if host.is_empty() {
+    if authority.contains('@') {
+        return Err(bad("a user name in the address is not supported"));
+    }
+    let authority: hyper::http::uri::Authority =
+        authority.parse().map_err(|_| bad("bad host or port"))?;
+    if authority.host().is_empty() {
         return Err(bad("no host"));
     }
-    Ok((host.to_owned(), port, path.to_owned()))
+    // The text after the last `:` outside brackets, when there is one.
+    let port_text = authority
+        .as_str()
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| !p.contains(']'));
+    let port = match (authority.port_u16(), port_text) {
+        (Some(p), _) => p,
+        (None, Some(_)) => return Err(bad("bad port")),
+        (None, None) => crate::flagvalue::DEFAULT_LISTEN
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(9477),
+    };
+    format!("http://{}:{port}{prefix}{path_and_query}", authority.host())
+        .parse()
+        .map_err(|_| bad("bad path"))
 }
 
 /// Largest answer `flows --node` reads from a node (`flows_node_response_bytes`): a
 /// million-flow table is about 200 MB of JSON.
 pub const MAX_NODE_RESPONSE_BYTES: usize = 512 << 20;
 
-/// A plain HTTP/1.1 GET; returns the status and the body.
-pub async fn http_get(
-    url: &str,
-    path_and_query: &str,
-    deadline: Instant,
-) -> Result<(u16, Vec<u8>), FlowsError> {
-    http_get_bounded(url, path_and_query, deadline, MAX_NODE_RESPONSE_BYTES).await
+/// An error and its causes, one line (hyper's own text is only the outermost).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let _ = write!(s, ": {c}");
+        cur = c.source();
+    }
+    s
 }
 
-/// [`http_get`], reading at most `max` bytes of the answer.
-async fn http_get_bounded(
-    url: &str,
-    path_and_query: &str,
+/// GET `uri` (hyper's HTTP/1.1 client) by `deadline`, reading at most `max` bytes of the body;
+/// the status and the body.
+async fn http_get(
+    node: &str,
+    uri: hyper::Uri,
     deadline: Instant,
     max: usize,
 ) -> Result<(u16, Vec<u8>), FlowsError> {
-    let (host, port, prefix) = split_url(url)?;
+    use http_body_util::BodyExt as _;
     let err = |reason: String| FlowsError::Node {
-        node: url.into(),
+        node: node.into(),
         reason,
     };
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let req = hyper::Request::get(uri)
+        .header(hyper::header::ACCEPT, "application/json")
+        .body(http_body_util::Empty::new())
+        .map_err(|e| err(format!("bad request: {e}")))?;
     let work = async {
-        let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
+        let resp = client
+            .request(req)
             .await
-            .map_err(|e| err(format!("cannot connect: {e}")))?;
-        let req = format!(
-            "GET {prefix}{path_and_query} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(req.as_bytes())
+            .map_err(|e| err(format!("cannot get an answer: {}", chain(&e))))?;
+        let status = resp.status().as_u16();
+        let body = http_body_util::Limited::new(resp.into_body(), max)
+            .collect()
             .await
-            .map_err(|e| err(format!("cannot send the request: {e}")))?;
-        let mut raw = Vec::new();
-        (&mut s)
-            .take(max as u64 + 1)
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| err(format!("cannot read the answer: {e}")))?;
-        if raw.len() > max {
-            crate::limits::exceeded("flows_node_response_bytes");
-            return Err(err(format!(
-                "the answer is larger than {max} bytes; ask for fewer \
-                 bridges (--bridge) or filter on the node (--filter)"
-            )));
-        }
-        parse_http(&raw).map_err(|r| err(r.into()))
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    crate::limits::exceeded("flows_node_response_bytes");
+                    err(format!(
+                        "the answer is larger than {max} bytes; ask for fewer \
+                         bridges (--bridge) or filter on the node (--filter)"
+                    ))
+                } else {
+                    err(format!("cannot read the answer: {}", chain(&*e)))
+                }
+            })?;
+        Ok((status, body.to_bytes().to_vec()))
     };
     tokio::time::timeout_at(deadline, work)
         .await
         .map_err(|_| err("timed out".into()))?
-}
-
-/// Splits an HTTP/1.1 response into status and body (content-length, chunked, or to the end).
-pub fn parse_http(raw: &[u8]) -> Result<(u16, Vec<u8>), &'static str> {
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "headers are not text")?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status line")?;
-    let mut chunked = false;
-    let mut length = None;
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            } else if k == "content-length" {
-                length = v.parse::<usize>().ok();
-            }
-        }
-    }
-    let body = &raw[head_end + 4..];
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = body;
-        loop {
-            let nl = rest
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or("truncated chunk")?;
-            let size_text = std::str::from_utf8(&rest[..nl]).map_err(|_| "bad chunk size")?;
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| "bad chunk size")?;
-            rest = &rest[nl + 2..];
-            if size == 0 {
-                break;
-            }
-            if rest.len() < size {
-                return Err("truncated chunk");
-            }
-            out.extend_from_slice(&rest[..size]);
-            rest = rest.get(size + 2..).unwrap_or(&[]);
-        }
-        return Ok((status, out));
-    }
-    match length {
-        Some(n) if body.len() >= n => Ok((status, body[..n].to_vec())),
-        Some(_) => Err("truncated body"),
-        None => Ok((status, body.to_vec())),
-    }
 }
 
 /// Reads a node's flows through its flow API (`GET /api/v1/flows`).
@@ -309,13 +265,22 @@ pub async fn fetch_node(
     bridges: &[String],
     deadline: Instant,
 ) -> Result<Vec<NodeBridge>, FlowsError> {
+    fetch_node_bounded(url, bridges, deadline, MAX_NODE_RESPONSE_BYTES).await
+}
+
+async fn fetch_node_bounded(
+    url: &str,
+    bridges: &[String],
+    deadline: Instant,
+    max: usize,
+) -> Result<Vec<NodeBridge>, FlowsError> {
     let mut q = String::from("/api/v1/flows");
     for (i, b) in bridges.iter().enumerate() {
         q.push(if i == 0 { '?' } else { '&' });
         q.push_str("bridge=");
         q.push_str(&super::api::encode_query(b));
     }
-    let (status, body) = http_get(url, &q, deadline).await?;
+    let (status, body) = http_get(url, node_uri(url, &q)?, deadline, max).await?;
     let err = |reason: String| FlowsError::Node {
         node: url.into(),
         reason,
@@ -326,25 +291,22 @@ pub async fn fetch_node(
             String::from_utf8_lossy(&body).trim()
         )));
     }
-    let v: serde_json::Value =
+    let reply: super::api::Reply =
         serde_json::from_slice(&body).map_err(|e| err(format!("bad JSON: {e}")))?;
-    let node = v["node"].as_str().unwrap_or(url).to_owned();
-    let mut out = Vec::new();
-    for b in v["bridges"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let bridge = b["bridge"].as_str().unwrap_or("").to_owned();
-        if let Some(e) = b["error"].as_str() {
-            return Err(err(format!("bridge {bridge}: {e}")));
+    let node = reply.node.unwrap_or_else(|| url.to_owned());
+    let mut out = Vec::with_capacity(reply.bridges.len());
+    for b in reply.bridges {
+        if let Some(e) = b.error {
+            return Err(err(format!("bridge {}: {e}", b.bridge)));
         }
-        let mut text = String::new();
-        for l in b["flows"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-            if let Some(l) = l.as_str() {
-                text.push_str(l);
-                text.push('\n');
-            }
+        let mut text = String::with_capacity(b.flows.iter().map(|l| l.len() + 1).sum());
+        for l in &b.flows {
+            text.push_str(l);
+            text.push('\n');
         }
         out.push(NodeBridge {
             node: node.clone(),
-            bridge,
+            bridge: b.bridge,
             text,
         });
     }
@@ -357,31 +319,112 @@ mod tests {
 
     #[test]
     fn urls() {
+        let uri = |u: &str| node_uri(u, "/api/v1/flows").map(|u| u.to_string());
         assert_eq!(
-            split_url("http://10.0.0.1:9477").expect("ok"),
-            ("10.0.0.1".into(), 9477, String::new())
+            uri("http://10.0.0.1:9477").ok().as_deref(),
+            Some("http://10.0.0.1:9477/api/v1/flows")
         );
         assert_eq!(
-            split_url("node-a:1234/prefix/").expect("ok"),
-            ("node-a".into(), 1234, "/prefix".into())
+            uri("node-a:1234/prefix/").ok().as_deref(),
+            Some("http://node-a:1234/prefix/api/v1/flows")
         );
         assert_eq!(
-            split_url("http://[::1]:80").expect("ok"),
-            ("::1".into(), 80, String::new())
+            uri("http://[::1]:80").ok().as_deref(),
+            Some("http://[::1]:80/api/v1/flows")
         );
-        assert_eq!(split_url("http://node").expect("ok").1, 9477);
-        assert!(split_url("https://x").is_err());
+        assert_eq!(
+            uri("http://node").ok().as_deref(),
+            Some("http://node:9477/api/v1/flows")
+        );
+        for bad in [
+            "https://x",
+            "",
+            "http://",
+            "node:",
+            "node:99999",
+            "u@node",
+            "no de",
+        ] {
+            assert!(uri(bad).is_err(), "{bad}: {:?}", uri(bad));
+        }
     }
 
-    #[test]
-    fn http_bodies() {
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-        assert_eq!(parse_http(raw), Ok((200, b"hello".to_vec())));
-        let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n";
-        assert_eq!(parse_http(raw), Ok((200, b"hello".to_vec())));
-        let raw = b"HTTP/1.1 404 Not Found\r\n\r\noff";
-        assert_eq!(parse_http(raw), Ok((404, b"off".to_vec())));
-        assert!(parse_http(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello").is_err());
+    /// A one-connection HTTP server answering every request with `answer`, then `tail`
+    /// forever when it is set.
+    async fn server(answer: &'static [u8], tail: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await;
+            let _ = s.write_all(answer).await;
+            let chunk = vec![b'x'; 64 * 1024];
+            while tail && s.write_all(&chunk).await.is_ok() {}
+        });
+        format!("http://{addr}")
+    }
+
+    fn in_a_minute() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(60)
+    }
+
+    #[tokio::test]
+    async fn a_node_reply_chunked_or_not_becomes_text_per_bridge() {
+        let mut body = String::from("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+        for part in [
+            "{\"node\": \"n1\", \"b",
+            "ridges\": [{\"bridge\": \"br0\", \"flows\": [\" a\", \" b\"]}]}",
+            "",
+        ] {
+            body.push_str(&format!("{:x}\r\n{part}\r\n", part.len()));
+        }
+        let url = server(Box::leak(body.into_bytes().into_boxed_slice()), false).await;
+        let got = fetch_node(&url, &[], in_a_minute()).await;
+        let got = got.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].node.as_str(), got[0].bridge.as_str()),
+            ("n1", "br0")
+        );
+        assert_eq!(got[0].text, " a\n b\n");
+        let url = server(
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\noff",
+            false,
+        )
+        .await;
+        let e = fetch_node(&url, &[], in_a_minute())
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("HTTP 404: off")),
+            "{e:?}"
+        );
+        let url = server(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n{\"node\"",
+            false,
+        )
+        .await;
+        let e = fetch_node(&url, &[], in_a_minute())
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some(), "a truncated body is an error");
+        let url = server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno", false).await;
+        let e = fetch_node(&url, &[], in_a_minute())
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("bad JSON")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -417,29 +460,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_that_never_stops_answering_is_cut_off() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            let mut req = [0u8; 1024];
-            let _ = s.read(&mut req).await;
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
-            let chunk = vec![b'x'; 64 * 1024];
-            while s.write_all(&chunk).await.is_ok() {}
-        });
-        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let url = server(b"HTTP/1.1 200 OK\r\n\r\n", true).await;
         let before = crate::limits::count("flows_node_response_bytes");
-        let r = http_get_bounded(
-            &format!("http://{addr}"),
-            "/api/v1/flows",
-            deadline,
-            1 << 20,
-        )
-        .await;
+        let r = fetch_node_bounded(&url, &[], in_a_minute(), 1 << 20).await;
         let msg = r.map(|_| String::new()).unwrap_or_else(|e| e.to_string());
         assert!(msg.contains("larger than 1048576 bytes"), "{msg}");
         assert_eq!(
