@@ -54,6 +54,26 @@ for name, body in [(f"{n}.{j}", b) for n in ["demo.flow-stats.bin", "flow-corpus
         off += length
         i += 1
 
+# The instructions of every corpus flow in table 6 (the Nicira actions: learn, bundle,
+# multipath, clone, sample, check_pkt_larger, encap, decap), wherever they fall in the reply.
+def nicira_seeds():
+    k = 0
+    for body in bodies("flow-corpus.of13-flow-stats.bin"):
+        off = 0
+        while off + 56 <= len(body):
+            (length,) = struct.unpack_from(">H", body, off)
+            if length < 56 or off + length > len(body):
+                break
+            table = body[off + 2]
+            mtype, mlen = struct.unpack_from(">HH", body, off + 48)
+            mpad = (mlen + 7) // 8 * 8
+            if table == 6:
+                put("openflow_actions", f"flow-corpus.nicira.{k}.bin",
+                    body[off + 48 + mpad: off + length])
+                k += 1
+            off += length
+nicira_seeds()
+
 # OVSDB: what ovsdb-server sends a monitor client.
 iface = {"name": "veth1", "ofport": 2, "external_ids": ["map", [["iface-id", "ns_pod"]]],
          "statistics": ["map", [["rx_packets", 10], ["tx_bytes", 1000]]],

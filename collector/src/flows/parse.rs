@@ -1116,6 +1116,8 @@ fn decode_action(k: RawKv<'_>, set: ActionSet) -> Result<Kv<'_>, ParseError> {
         "pop_mpls" | "push_mpls" | "mod_nw_ttl" | "mod_vlan_vid" | "set_vlan_vid"
         | "mod_vlan_pcp" | "set_vlan_pcp" | "meter" | "goto_table" => int_value(v),
         "encap" => decode_encap(v)?,
+        // `decode_flag`, whatever is in the parentheses (`decap(packet_type(ns=1,type=0x800))`).
+        "decap" => Value::Flag,
         "load" => decode_load(v),
         "set_field" => decode_set_field(v),
         "move" => decode_move(v),
@@ -1296,10 +1298,29 @@ fn decode_bundle(v: &str, load: bool) -> Value<'_> {
     Value::Map(out)
 }
 
+/// `decode_encap`: a bare header (`ethernet`, `mpls`, `mpls_mc`) or `nsh`, bare (`props` is
+/// then `true`) or with its properties: `md_type` and `tlv(class,type,value)`, integers.
 fn decode_encap(v: &str) -> Result<Value<'_>, ParseError> {
     let items = nested(v, "encap", |k| {
-        Ok(match k.delim {
-            Delim::Free => Kv::new("header", Value::Str(k.key)),
+        Ok(match (k.key, k.delim) {
+            ("nsh", Delim::Free) => Kv::new("nsh", Value::Flag),
+            ("nsh", _) => Kv::new(
+                "nsh",
+                Value::Map(nested(k.value, "encap", |p| {
+                    Ok(match p.key {
+                        "tlv" => Kv::new(
+                            "tlv",
+                            list_value(
+                                p.value,
+                                &[','],
+                                &[("class", L::Int), ("type", L::Int), ("value", L::Int)],
+                            ),
+                        ),
+                        _ => Kv::new(p.key, generic_value(p)?),
+                    })
+                })?),
+            ),
+            (_, Delim::Free) => Kv::new("header", Value::Str(k.key)),
             _ => Kv::new(k.key, generic_value(k)?),
         })
     })?;
@@ -1852,6 +1873,47 @@ mod tests {
             ])
         );
         assert_eq!(action(&f, 10).key, "move");
+    }
+
+    #[test]
+    fn encap_and_decap_as_ovs_flow_decodes_them() {
+        let f = one(
+            "priority=1 actions=encap(nsh(md_type=2,tlv(0x1000,10,0x12345678))),encap(nsh),encap(ethernet),decap(),decap(packet_type(ns=1,type=0x800))",
+        );
+        let map = |kvs: Vec<Kv<'static>>| Value::Map(kvs);
+        assert_eq!(
+            action(&f, 0).value,
+            map(vec![
+                Kv::new("header", Value::Str("nsh")),
+                Kv::new(
+                    "props",
+                    map(vec![
+                        Kv::new("md_type", Value::Int(2)),
+                        Kv::new(
+                            "tlv",
+                            map(vec![
+                                Kv::new("class", Value::Int(0x1000)),
+                                Kv::new("type", Value::Int(10)),
+                                Kv::new("value", Value::Int(0x1234_5678)),
+                            ])
+                        ),
+                    ])
+                ),
+            ])
+        );
+        assert_eq!(
+            action(&f, 1).value,
+            map(vec![
+                Kv::new("header", Value::Str("nsh")),
+                Kv::new("props", Value::Flag),
+            ])
+        );
+        assert_eq!(
+            action(&f, 2).value,
+            map(vec![Kv::new("header", Value::Str("ethernet"))])
+        );
+        assert_eq!(action(&f, 3).value, Value::Flag);
+        assert_eq!(action(&f, 4).value, Value::Flag);
     }
 
     #[test]
