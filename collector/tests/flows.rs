@@ -5,6 +5,10 @@
 //!   (`ovs.flow.ofp.OFPFlow`, serialized with its `FlowEncoder`) made of them; both written by
 //!   `DPC_UPDATE_FIXTURES=1 cargo test -p integration-tests --test flows`. Our JSON must be the
 //!   same text, byte for byte.
+//! - `dp-odp.txt` (OVS's documented datapath syntax) and `dp-real.txt` (a real userspace
+//!   datapath's dump) with `*.odp-flow.json`, what `ovs.flow.odp.ODPFlow` made of them
+//!   (`odp_flow_json.py`): our JSON must be the same text, but for the lines ODPFlow refuses
+//!   (`ODPFLOW_REFUSES`, each with the reason).
 //! - 100,000 generated lines in ovs-ofctl's format all parse; malformed lines put among them
 //!   are reported with their numbers and the others are still filtered and shown.
 
@@ -116,6 +120,17 @@ fn json_is_odpflow_json_on_the_documented_datapath_syntax() {
     let (ours, n) = ours_like_odpflow(&fixture("dp-odp.txt"));
     assert!(n >= 200, "{n} flows");
     same_text(&ours, fixture("dp-odp.odp-flow.json").trim_end());
+}
+
+/// `dp-real.txt`: what a real userspace datapath printed after traffic (`dpctl/dump-flows`,
+/// plain and `-m`: ufid, masks, port names, dp-extra-info; ct, recirc, check_pkt_len, set,
+/// push_vlan); `dp-real.odp-flow.json`: ODPFlow's JSON of it. Both written by
+/// `DPC_UPDATE_FIXTURES=1 cargo test -p integration-tests --test flows datapath`.
+#[test]
+fn json_is_odpflow_json_on_a_real_datapath_dump() {
+    let (ours, n) = ours_like_odpflow(&fixture("dp-real.txt"));
+    assert!(n >= 50, "{n} flows");
+    same_text(&ours, fixture("dp-real.odp-flow.json").trim_end());
 }
 
 #[test]

@@ -295,11 +295,13 @@ pub struct Parsed<'a> {
 }
 
 /// Whether a line carries no flow: blank, a comment, or a dump's header
-/// (`NXST_FLOW reply (xid=0x4):`, `OFPST_FLOW reply (OF1.3) (xid=0x2):`).
+/// (`NXST_FLOW reply (xid=0x4):`, `OFPST_FLOW reply (OF1.3) (xid=0x2):`, and the userspace
+/// datapath's `flow-dump from the main thread:` / `flow-dump from pmd on cpu core: 3`).
 pub fn is_noise(line: &str) -> bool {
     let t = line.trim_start();
     t.is_empty()
         || t.starts_with('#')
+        || t.starts_with("flow-dump from ")
         || ((t.starts_with("NXST_") || t.starts_with("OFPST_")) && t.contains("reply"))
 }
 
