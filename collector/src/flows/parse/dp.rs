@@ -635,3 +635,120 @@ pub(super) fn parse<'a>(line: &'a str, at: usize, flow: &mut Flow<'a>) -> Result
 
 /// The info key that holds `dp-extra-info:…`, a section of its own in the Python JSON.
 pub const DP_EXTRA_INFO: &str = "dp_extra_info";
+
+#[cfg(test)]
+mod tests {
+    use super::super::{MAX_NESTING, parse_line};
+    use super::*;
+
+    const CORPUS: &str = include_str!("../../../tests/fixtures/flows/dp-odp.txt");
+
+    #[test]
+    fn nested_action_lists_are_bounded() {
+        let line = |n: usize| {
+            format!(
+                "recirc_id(0),in_port(1), packets:0, bytes:0, used:never, actions:{}recirc(0x1){}",
+                "clone(check_pkt_len(size=1,gt(".repeat(n),
+                ")))".repeat(n)
+            )
+        };
+        // Each level is three parentheses deep (`clone(`, `check_pkt_len(`, `gt(`), `recirc(` one.
+        let ok = line((MAX_NESTING - 1) / 3);
+        assert!(parse_line(&ok, 1).is_ok(), "{ok}");
+        for n in [MAX_NESTING, 3000] {
+            let text = line(n);
+            let r = parse_line(&text, 1);
+            assert!(matches!(r, Err(ParseError::TooDeep { .. })), "{n}: {r:?}");
+        }
+        // Geneve options are braces, not nesting: 2000 of them are one level.
+        let wide = format!(
+            "tunnel(geneve({})), packets:0, bytes:0, used:never, actions:tnl_push(header(gre((flags=0x1,proto=0x6558),key=1)))",
+            "{class=1,type=2,len=4,0x1/0x1}".repeat(2000)
+        );
+        let f = parse_line(&wide, 1).map_err(|e| e.to_string());
+        let Ok(f) = f else { panic!("{f:?}") };
+        let Value::Map(t) = &f.matches[0].value else {
+            panic!("{:?}", f.matches[0])
+        };
+        assert!(matches!(&t[0].value, Value::Array(o) if o.len() == 2000));
+    }
+
+    /// Every prefix and every one-byte change of the corpus lines: a flow or an error, no panic.
+    #[test]
+    fn cut_and_mangled_corpus_lines_do_not_panic() {
+        let mut n = 0;
+        for l in CORPUS.lines().filter(|l| !l.starts_with('#')) {
+            for (i, _) in l.char_indices().step_by(3) {
+                let _ = parse_line(&l[..i], 1);
+                for c in ['(', ')', ',', '=', ':', '{', '}', '/', ' '] {
+                    let s = format!("{}{c}{}", &l[..i], &l[i..]);
+                    let _ = parse_line(&s, 1);
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 10_000, "{n}");
+    }
+
+    #[test]
+    fn values_have_odpflow_shapes() {
+        let f = match parse_line(
+            "ufid:7, tunnel(tun_id=0x7f10354/0xff,geneve({class=0xffff,type=0x80,len=4,0xa/0xf}),flags(csum|key)),skb_mark(0x123/0xfff),ct_state(+trk), packets:1, bytes:2, used:0.5s, actions:ct(commit,zone=5,nat(src=10.0.0.1-10.0.0.9:100-200)),tnl_push(tnl_port(4),header(size=42,type=3,gre((flags=0x2000,proto=0x6558),key=0x1e241)),out_port(1)),\"vhu0\"",
+            1,
+        ) {
+            Ok(f) => f,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(f.info[0], Kv::new("ufid", Value::Int(7)));
+        let Value::Map(tunnel) = &f.matches[0].value else {
+            panic!("{:?}", f.matches[0])
+        };
+        let m = |value, mask, bits| Value::Masked { value, mask, bits };
+        assert_eq!(tunnel[0].value, m(0x7f10354, 0xff, 64));
+        assert_eq!(
+            tunnel[1].value,
+            Value::Array(vec![Value::Map(vec![
+                Kv::new("class", m(0xffff, 0xffff, 16)),
+                Kv::new("type", m(0x80, 0xff, 8)),
+                Kv::new("len", m(4, 0xff, 8)),
+                Kv::new("data", m(0xa, 0xf, 128)),
+            ])])
+        );
+        assert_eq!(tunnel[2].value, Value::Str("csum|key"));
+        assert_eq!(f.matches[1].value, m(0x123, 0xfff, 32));
+        assert_eq!(f.matches[2].value, Value::Str("+trk"));
+        let Value::Map(ct) = &f.actions[0].value else {
+            panic!("{:?}", f.actions[0])
+        };
+        assert_eq!(ct[0], Kv::new("commit", Value::Flag));
+        assert_eq!(ct[1], Kv::new("zone", Value::Int(5)));
+        let Value::Map(nat) = &ct[2].value else {
+            panic!("{:?}", ct[2])
+        };
+        assert_eq!(nat[0], Kv::new("type", Value::Str("src")));
+        let Value::Map(push) = &f.actions[1].value else {
+            panic!("{:?}", f.actions[1])
+        };
+        let Value::Map(header) = &push[1].value else {
+            panic!("{:?}", push[1])
+        };
+        assert_eq!(
+            header[2],
+            Kv::new(
+                "gre",
+                Value::Map(vec![
+                    Kv::new("flags", Value::Int(0x2000)),
+                    Kv::new("proto", Value::Int(0x6558)),
+                    Kv::new("key", Value::Int(0x1e241)),
+                ])
+            )
+        );
+        assert_eq!(
+            f.actions[2],
+            Kv::new(
+                "output",
+                Value::Map(vec![Kv::new("port", Value::Str("vhu0"))])
+            )
+        );
+    }
+}
