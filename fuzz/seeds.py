@@ -132,6 +132,9 @@ for name in ["flow-corpus.txt", "flow-corpus.dump-flows-of13.txt"]:
     put("flow_text", name, read(name))
 rich = read("flows", "rich.txt").decode()
 put("flow_text", "rich.txt", rich)
+# Datapath flows: OVS's documented syntax (odp.at) and a real userspace datapath's dump.
+for name in ["dp-odp.txt", "dp-real.txt"]:
+    put("flow_text", name, read("flows", name))
 put("flow_text", "datapath.txt",
     "recirc_id(0),in_port(2),eth(src=02:00:00:00:00:01,dst=02:00:00:00:00:02),eth_type(0x0800),"
     "ipv4(src=10.0.0.1,proto=6,frag=no),tcp(dst=80), packets:3, bytes:300, used:0.5s, flags:S, "

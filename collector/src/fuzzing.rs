@@ -145,6 +145,9 @@ pub fn flow_text(data: &[u8]) {
     for e in &parsed.errors {
         let _ = e.to_string();
     }
+    // The JSON view walks every nested value (datapath action lists, Geneve options).
+    let mut out = Vec::new();
+    let _ = crate::flows::view::json::render(&mut out, parsed.flows.iter());
 }
 
 /// A `?filter=` expression, parsed and run on a few flows.

@@ -260,6 +260,107 @@ const KNOWN_PYTHON_REFUSALS: &[&str] = &[
     "clone(clone(",
 ];
 
+/// OVS's `ODPFlow` JSON of a datapath dump file (`odp_flow_json.py`).
+fn python_odp(dump: &Path) -> Result<Vec<u8>> {
+    let out = Proc::new("python3")
+        .arg(fixtures().join("flows/odp_flow_json.py"))
+        .arg(dump)
+        .output()?;
+    if !out.status.success() {
+        bail!("odp_flow_json.py: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(out.stdout)
+}
+
+/// The command that made `flows/dp-real.txt`, written at its top.
+const DP_REAL_HEADER: &str = "# ovs-appctl dpctl/dump-flows and dpctl/dump-flows -m on the userspace \
+datapath (OVS 3.1, datapath_type=netdev) of tests/src/topology.rs with ct, recirculation, \
+check_pkt_larger and clone flows added, after its traffic; written by \
+`DPC_UPDATE_FIXTURES=1 cargo test -p integration-tests --test flows datapath`.";
+
+/// Datapath flows a real ovs-vswitchd made from real traffic: our JSON and `ODPFlow`'s agree
+/// field by field, on `dpctl/dump-flows` and its verbose form (ufid, every key with its mask,
+/// dp-extra-info).
+#[test]
+fn datapath_json_agrees_with_odpflow_on_a_real_dump() -> Result<()> {
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    python_ovs()?;
+    let t = testbed::topology::Topology::build(Ovs::start()?, 3)?;
+    let (p, ip) = (&t.ofports, |i: usize| t.pods[i].ip.clone());
+    for f in [
+        // pod1 -> pod2: through conntrack, then a recirculation.
+        format!(
+            "table=1,priority=260,icmp,nw_src={},nw_dst={},actions=ct(commit,zone=5,table=3)",
+            ip(1),
+            ip(2)
+        ),
+        format!("table=3,priority=10,ip,actions=output:{}", p[2]),
+        // pod0 -> pod2: check_pkt_larger, then a clone that rewrites a copy (the datapath action is
+        // check_pkt_len(size=1000,gt(push_vlan(…),…),le(set(ipv4(…)),…)): the clone is inlined).
+        format!(
+            "table=1,priority=260,icmp,nw_src={},nw_dst={},actions=check_pkt_larger(1000)->reg0[0],resubmit(,2)",
+            ip(0),
+            ip(2)
+        ),
+        format!(
+            "table=2,priority=10,reg0=0x1/0x1,actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:{}",
+            p[2]
+        ),
+        format!(
+            "table=2,priority=5,ip,actions=clone(set_field:10.244.0.99->ip_src,output:{}),output:{}",
+            p[1], p[2]
+        ),
+    ] {
+        t.ovs.add_flow(&t.bridge, &f).with_context(|| f.clone())?;
+    }
+    t.traffic(1)?;
+    let mut dump = String::new();
+    for args in [&["dpctl/dump-flows"][..], &["dpctl/dump-flows", "-m"][..]] {
+        dump.push_str(&t.ovs.appctl(args)?);
+    }
+    let (ours, errors) = ours(&dump)?;
+    if !errors.is_empty() {
+        bail!("lines we could not parse: {errors:?}");
+    }
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), &dump)?;
+    let py_raw = python_odp(file.path())?;
+    let py: Vec<Value> = serde_json::from_slice(&py_raw)?;
+    if std::env::var("DPC_UPDATE_FIXTURES").is_ok_and(|v| v == "1") {
+        // For the pure test (collector/tests/flows.rs); the header shifts the line numbers, so
+        // the JSON is made again from the file as written.
+        let dir = fixtures().join("flows");
+        let path = dir.join("dp-real.txt");
+        std::fs::write(&path, format!("{DP_REAL_HEADER}\n{dump}"))?;
+        std::fs::write(dir.join("dp-real.odp-flow.json"), python_odp(&path)?)?;
+    }
+    assert_eq!(ours.len(), py.len(), "flow count");
+    let (diffs, refused) = compare(&dump, &ours, &py);
+    if !diffs.is_empty() || !refused.is_empty() {
+        bail!(
+            "{} differences:\n{}\nODPFlow refused:\n{}",
+            diffs.len(),
+            diffs.join("\n"),
+            refused.join("\n")
+        );
+    }
+    let text = dump.as_str();
+    for want in [
+        "ct(commit,zone=5)",
+        "recirc(",
+        "check_pkt_len(",
+        "push_vlan(",
+        "ufid:",
+        "dp-extra-info",
+    ] {
+        assert!(text.contains(want), "no {want} in the dump:\n{text}");
+    }
+    assert!(ours.len() >= 10, "{} flows:\n{text}", ours.len());
+    Ok(())
+}
+
 #[test]
 fn hundred_thousand_flows_every_line_parses_and_malformed_lines_are_numbered() -> Result<()> {
     if !testbed::require_root_env() {

@@ -18,6 +18,9 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+mod dp;
+pub use dp::DP_EXTRA_INFO;
+
 /// Why a line is not a flow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -292,11 +295,13 @@ pub struct Parsed<'a> {
 }
 
 /// Whether a line carries no flow: blank, a comment, or a dump's header
-/// (`NXST_FLOW reply (xid=0x4):`, `OFPST_FLOW reply (OF1.3) (xid=0x2):`).
+/// (`NXST_FLOW reply (xid=0x4):`, `OFPST_FLOW reply (OF1.3) (xid=0x2):`, and the userspace
+/// datapath's `flow-dump from the main thread:` / `flow-dump from pmd on cpu core: 3`).
 pub fn is_noise(line: &str) -> bool {
     let t = line.trim_start();
     t.is_empty()
         || t.starts_with('#')
+        || t.starts_with("flow-dump from ")
         || ((t.starts_with("NXST_") || t.starts_with("OFPST_")) && t.contains("reply"))
 }
 
@@ -455,7 +460,7 @@ pub fn parse_line_into<'a>(
     match find_actions(line) {
         Some(at) => parse_ofp(line, at, flow),
         None => match line.find("actions:") {
-            Some(at) => parse_dp(line, at, flow),
+            Some(at) => dp::parse(line, at, flow),
             None => Err(ParseError::NoActions),
         },
     }
@@ -1491,126 +1496,6 @@ fn decode_learn_item<'a>(k: RawKv<'a>, name: &str) -> Result<Option<Kv<'a>>, Par
     Ok(Some(Kv::new(k.key, value)))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Datapath flows (`ovs-dpctl dump-flows`, `ovs-appctl dpctl/dump-flows`).
-
-/// `[ufid:…, ]match, packets:N, bytes:N, used:T[, flags:F][, dp:…] actions:…[ dp-extra-info:…]`
-fn parse_dp<'a>(line: &'a str, at: usize, flow: &mut Flow<'a>) -> Result<(), ParseError> {
-    let mut head = line[..at].trim_start();
-    let info = &mut flow.info;
-    if let Some(rest) = head.strip_prefix("ufid:") {
-        let end = rest.find(',').unwrap_or(rest.len());
-        info.push(Kv::new("ufid", Value::Str(&rest[..end])));
-        head = rest[end..].trim_start_matches([',', ' ']);
-    }
-    // The match ends at the first space that is not inside parentheses.
-    let b = head.as_bytes();
-    let mut depth = 0i32;
-    let mut split = b.len();
-    for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'(' => depth += 1,
-            b')' => depth -= 1,
-            b' ' if depth == 0 => {
-                split = i;
-                break;
-            }
-            _ => {}
-        }
-    }
-    let match_text = head[..split].trim_end_matches(',');
-    let info_text = head[split..].trim();
-    let mut actions_text = line[at + "actions:".len()..].trim_end();
-    let mut extra = None;
-    if let Some(p) = actions_text.find(" dp-extra-info:") {
-        extra = Some(actions_text[p + " dp-extra-info:".len()..].trim());
-        actions_text = &actions_text[..p];
-    }
-    for_each_kv(info_text, "info", |k| {
-        let v = match (k.key, k.delim) {
-            (_, Delim::Free) => Value::Flag,
-            ("packets" | "bytes", _) => int_value(k.value),
-            ("used", _) => time_value(k.value),
-            _ => default_value(k.value),
-        };
-        info.push(Kv::new(k.key, v));
-        Ok(())
-    })?;
-    if let Some(e) = extra {
-        info.push(Kv::new("dp-extra-info", Value::Str(e)));
-    }
-    flow.kind = FlowKind::Datapath;
-    flow.info_text = info_text;
-    flow.match_text = match_text;
-    flow.actions_text = actions_text;
-    let matches = &mut flow.matches;
-    for_each_kv(match_text, "match", |k| {
-        matches.push(dp_item(k)?);
-        Ok(())
-    })?;
-    let actions = &mut flow.actions;
-    for_each_kv(actions_text, "actions", |k| {
-        actions.push(match k.delim {
-            Delim::Free => match k.key.parse::<u128>() {
-                Ok(p) => Kv::new("output", Value::Map(vec![Kv::new("port", Value::Int(p))])),
-                Err(_) => Kv::new(k.key, Value::Flag),
-            },
-            _ => dp_item(k)?,
-        });
-        Ok(())
-    })
-}
-
-/// A datapath key: `recirc_id(0x1)`, `eth(src=…,dst=…)`, `ipv4(src=10.0.0.1/255.255.255.0)`.
-fn dp_item(k: RawKv<'_>) -> Result<Kv<'_>, ParseError> {
-    let v = k.value;
-    let value = match k.delim {
-        Delim::Free => Value::Flag,
-        Delim::Paren if v.contains('=') || v.contains('(') => {
-            Value::Map(nested(v, "match", |inner| {
-                Ok(Kv::new(
-                    inner.key,
-                    dp_scalar(inner.key, inner.delim, inner.value),
-                ))
-            })?)
-        }
-        _ => dp_scalar(k.key, k.delim, v),
-    };
-    Ok(Kv::new(k.key, value))
-}
-
-fn dp_scalar<'a>(key: &str, delim: Delim, v: &'a str) -> Value<'a> {
-    if delim == Delim::Free {
-        return Value::Flag;
-    }
-    if matches!(delim, Delim::Paren) && (v.contains('=') || v.contains('(')) {
-        return match nested(v, "match", dp_item) {
-            Ok(items) => Value::Map(items),
-            Err(_) => Value::Str(v),
-        };
-    }
-    match key {
-        "src" | "dst" | "sha" | "tha" | "sll" | "tll" if v.contains(':') && v.len() >= 11 => {
-            match eth_value(v) {
-                Value::Eth(e) => Value::Eth(e),
-                _ => ip_value(v),
-            }
-        }
-        "src" | "dst" | "target" | "sip" | "tip" | "ipv4_src" | "ipv4_dst" => ip_value(v),
-        _ => match v.split_once('/') {
-            Some((a, m)) => match (py_int(a), py_int(m)) {
-                (Some(value), Some(mask)) => Value::Masked {
-                    value,
-                    mask,
-                    bits: 128,
-                },
-                _ => Value::Str(v),
-            },
-            None => default_value(v),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2034,7 +1919,59 @@ mod tests {
         let Value::Map(ipv4) = &f.matches[5].value else {
             panic!("{:?}", f.matches[5])
         };
-        assert_eq!(ipv4[2], Kv::new("proto", Value::Int(6)));
+        // ODPFlow's `Mask8`: value and mask.
+        let m8 = |value| Value::Masked {
+            value,
+            mask: 0xff,
+            bits: 8,
+        };
+        assert_eq!(ipv4[2], Kv::new("proto", m8(6)));
+        let f = one(
+            "skb_mark(0x123/0xfff),recirc_id(0),in_port(1),eth_type(0x0800),ipv4(frag=no), packets:1, bytes:1, used:never, actions:clone(recirc(0x1),recirc(0x2)),check_pkt_len(size=200,gt(4),le(drop)),sample(sample=9.7%,actions(1))",
+        );
+        assert_eq!(
+            f.matches[0],
+            Kv::new(
+                "skb_mark",
+                Value::Masked {
+                    value: 0x123,
+                    mask: 0xfff,
+                    bits: 32
+                }
+            )
+        );
+        assert_eq!(
+            f.actions[0],
+            Kv::new(
+                "clone",
+                Value::List(vec![
+                    Kv::new("recirc", Value::Int(1)),
+                    Kv::new("recirc", Value::Int(2))
+                ])
+            )
+        );
+        let port = |p| Kv::new("output", Value::Map(vec![Kv::new("port", Value::Int(p))]));
+        assert_eq!(
+            f.actions[1],
+            Kv::new(
+                "check_pkt_len",
+                Value::Map(vec![
+                    Kv::new("size", Value::Int(200)),
+                    Kv::new("gt", Value::List(vec![port(4)])),
+                    Kv::new("le", Value::List(vec![Kv::new("drop", Value::Flag)])),
+                ])
+            )
+        );
+        assert_eq!(
+            f.actions[2],
+            Kv::new(
+                "sample",
+                Value::Map(vec![
+                    Kv::new("sample", Value::Float(9.7)),
+                    Kv::new("actions", Value::List(vec![port(1)])),
+                ])
+            )
+        );
         let f = one(
             "recirc_id(0x2),in_port(2),eth_type(0x0800), packets:0, bytes:0, used:never, actions:3",
         );

@@ -2,7 +2,7 @@
 //! Python `ovs.flow` (`Flow.dict()` serialized with its `FlowEncoder`), so scripts written
 //! against `ovs-flowviz` or `ofparse` JSON keep working.
 
-use crate::flows::parse::{Flow, Kv, Value};
+use crate::flows::parse::{DP_EXTRA_INFO, Flow, FlowKind, Kv, Value};
 use std::io::{self, Write};
 
 /// Writes `s` as a JSON string.
@@ -90,21 +90,25 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
     }
 }
 
-/// An object; a repeated key keeps its last value, as a Python dict does.
+/// An object; a repeated key stays where it came first with the value it had last, as in a
+/// Python dict.
 pub fn write_map(out: &mut Vec<u8>, items: &[Kv<'_>]) {
     out.push(b'{');
-    let mut first = true;
     for (i, kv) in items.iter().enumerate() {
-        if items[i + 1..].iter().any(|later| later.key == kv.key) {
+        if items[..i].iter().any(|earlier| earlier.key == kv.key) {
             continue;
         }
-        if !first {
+        if i > 0 {
             out.extend_from_slice(b", ");
         }
-        first = false;
+        let last = items[i + 1..]
+            .iter()
+            .rev()
+            .find(|later| later.key == kv.key)
+            .unwrap_or(kv);
         write_str(out, kv.key);
         out.extend_from_slice(b": ");
-        write_value(out, &kv.value);
+        write_value(out, &last.value);
     }
     out.push(b'}');
 }
@@ -126,15 +130,42 @@ pub fn write_list(out: &mut Vec<u8>, items: &[Kv<'_>]) {
 }
 
 /// One flow as a JSON object.
+///
+/// A datapath flow's `ufid` and `dp-extra-info` are sections of their own, before `info` and
+/// after `actions`, as in `ODPFlow.dict()`.
 pub fn write_flow(out: &mut Vec<u8>, f: &Flow<'_>) {
     out.extend_from_slice(b"{\"orig\": ");
     write_str(out, f.orig);
+    let own_section =
+        |kv: &Kv<'_>| f.kind == FlowKind::Datapath && matches!(kv.key, "ufid" | DP_EXTRA_INFO);
+    if let Some(u) = f.info.iter().find(|kv| own_section(kv) && kv.key == "ufid") {
+        out.extend_from_slice(b", \"ufid\": ");
+        write_map(out, std::slice::from_ref(u));
+    }
     out.extend_from_slice(b", \"info\": ");
-    write_map(out, &f.info);
+    if f.info.iter().any(own_section) {
+        let info: Vec<Kv<'_>> = f
+            .info
+            .iter()
+            .filter(|kv| !own_section(kv))
+            .cloned()
+            .collect();
+        write_map(out, &info);
+    } else {
+        write_map(out, &f.info);
+    }
     out.extend_from_slice(b", \"match\": ");
     write_map(out, &f.matches);
     out.extend_from_slice(b", \"actions\": ");
     write_list(out, &f.actions);
+    if let Some(e) = f
+        .info
+        .iter()
+        .find(|kv| own_section(kv) && kv.key == DP_EXTRA_INFO)
+    {
+        out.extend_from_slice(b", \"dp_extra_info\": ");
+        write_value(out, &e.value);
+    }
     out.push(b'}');
 }
 

@@ -2,19 +2,32 @@
 //! `recirc_id(0)` (a packet's first pass); under a flow whose actions end in `recirc(N)` come
 //! the flows with `recirc_id(N)`, where the packet goes next (after conntrack, a bond hash…).
 
-use crate::flows::parse::{Flow, FlowKind, Value};
+use crate::flows::parse::{Flow, FlowKind, Kv, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
+/// The `recirc(N)` of a flow's actions, also inside nested action lists (`clone(…)`,
+/// `check_pkt_len(…,gt(…),le(…))`, `sample(…,actions(…))`), in order and once each.
 fn recircs(f: &Flow<'_>) -> Vec<u128> {
-    f.actions
-        .iter()
-        .filter(|kv| kv.key == "recirc")
-        .filter_map(|kv| match kv.value {
-            Value::Int(v) => Some(v),
-            _ => None,
-        })
-        .collect()
+    fn walk(actions: &[Kv<'_>], out: &mut Vec<u128>) {
+        for kv in actions {
+            match &kv.value {
+                Value::Int(v) if kv.key == "recirc" && !out.contains(v) => out.push(*v),
+                Value::List(inner) => walk(inner, out),
+                Value::Map(items) => {
+                    for item in items {
+                        if let Value::List(inner) = &item.value {
+                            walk(inner, out);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&f.actions, &mut out);
+    out
 }
 
 fn line(f: &Flow<'_>) -> String {
@@ -134,5 +147,23 @@ recirc_id(0),in_port(2),eth_type(0x0800),ipv4(frag=no) packets:10 bytes:1000 act
 recirc_id(0x5),in_port(3),eth_type(0x0800) packets:1 bytes:60 actions:4
 ";
         assert_eq!(s, want);
+    }
+
+    #[test]
+    fn recirculations_inside_nested_action_lists_nest() {
+        let text = "\
+recirc_id(0),in_port(2), packets:4, bytes:400, used:0.5s, actions:clone(recirc(0x1)),check_pkt_len(size=200,gt(recirc(0x2)),le(recirc(0x1)))
+recirc_id(0x1),in_port(2), packets:3, bytes:300, used:0.5s, actions:3
+recirc_id(0x2),in_port(2), packets:1, bytes:100, used:0.5s, actions:4
+";
+        let p = parse_text(text);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(recircs(&p.flows[0]), vec![1, 2]);
+        let flows: Vec<_> = p.flows.iter().collect();
+        let mut out = Vec::new();
+        render(&mut out, &flows).expect("write");
+        let s = String::from_utf8(out).expect("utf-8");
+        assert!(s.contains("├── recirc_id(0x1)"), "{s}");
+        assert!(s.contains("└── recirc_id(0x2)"), "{s}");
     }
 }
