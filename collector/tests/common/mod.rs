@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ipvs;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
