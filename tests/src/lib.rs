@@ -7,6 +7,7 @@ pub mod netns;
 pub mod ofctl;
 pub mod ovs;
 pub mod prom;
+pub mod promtool;
 pub mod topology;
 
 /// Root-only tests call this first. Without root, Open vSwitch or netns support they skip with

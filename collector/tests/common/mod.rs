@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod ipvs;
+#[path = "../../../tests/src/promtool.rs"]
+pub mod promtool;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
