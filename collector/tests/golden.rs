@@ -58,11 +58,14 @@ async fn get(
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Replaces what changes from run to run: scrape durations and the build's revision.
+/// Replaces what changes from run to run: the daemon's own timings (scrape and OVSDB sync
+/// durations) and the build's revision. Everything else comes from the fixtures.
 fn normalize(text: &str) -> String {
     text.lines()
         .map(|l| {
-            if l.starts_with("dataplane_collector_scrape_duration_seconds{") {
+            if l.starts_with("dataplane_collector_scrape_duration_seconds{")
+                || l.starts_with("dataplane_collector_ovsdb_sync_duration_seconds ")
+            {
                 let (k, _) = l.rsplit_once(' ').unwrap_or((l, ""));
                 format!("{k} <duration>")
             } else if l.starts_with("dataplane_collector_build_info{") {
@@ -94,7 +97,7 @@ impl ipvs::Reader for CapturedIpvs {
 }
 
 /// Every collector, each on fixtures captured from a real system (see `tests/fixtures`).
-const COLLECTORS: &[&str] = &["openflow", "ipvs", "vfstats", "kubepodcpu"];
+const COLLECTORS: &[&str] = &["openflow", "ovsdb", "ipvs", "vfstats", "kubepodcpu"];
 
 #[tokio::test]
 async fn metrics_output_matches_the_golden_file() {
@@ -106,6 +109,7 @@ async fn metrics_output_matches_the_golden_file() {
         Behavior::Normal,
     )
     .await;
+    common::ovsdb::serve(dir.path().join("db.sock")).await;
     let sriov = Path::new(common::FIXTURES).join("sriov");
     let unpack = |fixture: &str, into: &str| {
         let d = dir.path().join(into);
@@ -135,6 +139,7 @@ async fn metrics_output_matches_the_golden_file() {
         "--collector.disable-defaults",
         "--collector.openflow",
         "--ovs.flow-actions",
+        "--collector.ovsdb",
         "--collector.ipvs",
         "--collector.vfstats",
         "--collector.vfstats.netlink=false",
