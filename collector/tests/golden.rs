@@ -97,7 +97,14 @@ impl ipvs::Reader for CapturedIpvs {
 }
 
 /// Every collector, each on fixtures captured from a real system (see `tests/fixtures`).
-const COLLECTORS: &[&str] = &["openflow", "ovsdb", "ipvs", "vfstats", "kubepodcpu"];
+const COLLECTORS: &[&str] = &[
+    "openflow",
+    "ovsdb",
+    "ipvs",
+    "vfstats",
+    "kubepoddevice",
+    "kubepodcpu",
+];
 
 #[tokio::test]
 async fn metrics_output_matches_the_golden_file() {
@@ -110,6 +117,12 @@ async fn metrics_output_matches_the_golden_file() {
     )
     .await;
     common::ovsdb::serve(dir.path().join("db.sock")).await;
+    let kubelet = dir.path().join("kubelet.sock");
+    common::kubelet::serve(&kubelet);
+    let kubelet_socket = format!(
+        "--collector.kubepoddevice.kubelet-socket={}",
+        kubelet.display()
+    );
     let sriov = Path::new(common::FIXTURES).join("sriov");
     let unpack = |fixture: &str, into: &str| {
         let d = dir.path().join(into);
@@ -145,6 +158,8 @@ async fn metrics_output_matches_the_golden_file() {
         "--collector.vfstats.netlink=false",
         &sysbuspci,
         &sysclassnet,
+        "--collector.kubepoddevice",
+        &kubelet_socket,
         "--collector.kubepodcpu",
         &nodecpuinfo,
         &kubecgroup,

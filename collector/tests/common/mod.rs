@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod ipvs;
+pub mod kubelet;
 pub mod ovsdb;
 #[path = "../../../tests/src/promtool.rs"]
 pub mod promtool;
