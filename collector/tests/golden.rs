@@ -1,5 +1,10 @@
-//! The whole `/metrics` output against a golden file, and the OpenFlow client's faults, with a
-//! fake switch replaying replies captured from a real ovs-vswitchd (see `common`). No root.
+//! The whole `/metrics` output of every collector against a golden file, and the OpenFlow
+//! client's faults. No root. Each collector reads fixtures (see `common`): OpenFlow replies
+//! captured from a real ovs-vswitchd (a fake switch), an OVSDB session recorded from a real
+//! ovsdb-server (a fake server on `<rundir>/db.sock`), an eBPF map snapshot and captured IPVS
+//! netlink replies (given through `sources::build::Readers`: these sources read the kernel),
+//! SR-IOV sysfs and cgroup trees and a CPU manager checkpoint (the sources' path flags), and a
+//! fake kubelet pod-resources server. Only the daemon's own timings and build are normalized.
 //!
 //! Update the golden file with `DPC_UPDATE_GOLDEN=1 cargo test -p dataplane-collector --test golden`.
 
