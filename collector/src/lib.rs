@@ -41,11 +41,21 @@ pub use registry::ShutdownHook;
 /// ([`sources::ALL`]) builds it from its own flags. Starts the OVSDB monitor (on the current
 /// tokio runtime) when a source needs it.
 pub fn build_registry(args: &cli::ServeArgs) -> Result<registry::Registry, StartError> {
+    build_registry_with(args, sources::build::Readers::default())
+}
+
+/// [`build_registry`], with the sources whose reader is in `readers` reading through it
+/// instead of the kernel (see [`sources::build::Readers`]).
+pub fn build_registry_with(
+    args: &cli::ServeArgs,
+    readers: sources::build::Readers,
+) -> Result<registry::Registry, StartError> {
     sources::build::build_all(
         sources::ALL,
         |name| args.collectors.enabled(name),
         args.collectors.matches(),
         &args.ovs,
+        readers,
     )
     .map_err(|source| StartError::Collectors { source })
 }
@@ -84,11 +94,20 @@ pub enum StartError {
 
 /// Builds what the HTTP handlers share from the flags.
 pub fn app_state(args: &cli::ServeArgs) -> Result<Arc<server::AppState>, StartError> {
+    app_state_with(args, sources::build::Readers::default())
+}
+
+/// [`app_state`], with the sources whose reader is in `readers` reading through it (see
+/// [`sources::build::Readers`]).
+pub fn app_state_with(
+    args: &cli::ServeArgs,
+    readers: sources::build::Readers,
+) -> Result<Arc<server::AppState>, StartError> {
     let exempt = server::RateLimiter::parse_exempt(&args.rate_limit_exempt)
         .map_err(|reason| StartError::RateLimitExempt { reason })?;
     let web = webconfig::WebConfigWatch::load(args.web_config_file.as_deref())
         .map_err(|source| StartError::WebConfig { source })?;
-    let registry = build_registry(args)?;
+    let registry = build_registry_with(args, readers)?;
     Ok(Arc::new(server::AppState {
         registry,
         scrape_timeout: args.scrape_timeout,

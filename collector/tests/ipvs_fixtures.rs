@@ -4,93 +4,15 @@
 //! against `ipvsadm`'s view of the same moment; then every truncation and byte flip of every
 //! datagram, which must decode to an error or a value, never a panic.
 
+mod common;
+
+use common::ipvs::{datagrams, fixture, replay};
 use dataplane_collector::exposition::Writer;
-use dataplane_collector::netlink::{self, DumpItem, Message, genl};
+use dataplane_collector::netlink::{self, DumpItem, genl};
 use dataplane_collector::registry::Source;
-use dataplane_collector::sources::ipvs::parse::{self, Destination, ParseError, Service};
-use dataplane_collector::sources::ipvs::{
-    Config, IpvsSource, NamespaceData, ServiceData, Snapshot, describe,
-};
+use dataplane_collector::sources::ipvs::parse::{self, ParseError};
+use dataplane_collector::sources::ipvs::{Config, IpvsSource, NamespaceData, Snapshot, describe};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/ipvs")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// The datagrams of `read.bin` (each a big-endian u32 length, then the bytes).
-fn datagrams() -> Vec<Vec<u8>> {
-    let bin = fixture("read.bin");
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 4 <= bin.len() {
-        let len = u32::from_be_bytes([bin[at], bin[at + 1], bin[at + 2], bin[at + 3]]) as usize;
-        out.push(bin[at + 4..at + 4 + len].to_vec());
-        at += 4 + len;
-    }
-    assert_eq!(at, bin.len(), "read.bin is cut");
-    out
-}
-
-/// The data messages of each dump, in order (a dump ends at NLMSG_DONE).
-fn dumps(datagrams: &[Vec<u8>]) -> Result<Vec<Vec<Message<'_>>>, ParseError> {
-    let mut out = vec![Vec::new()];
-    for d in datagrams {
-        for m in netlink::messages(d) {
-            let m = m?;
-            match netlink::dump_item(m, m.seq)? {
-                Some(DumpItem::Data(m)) => out.last_mut().map(|v| v.push(m)).unwrap_or(()),
-                Some(DumpItem::Done) => out.push(Vec::new()),
-                Some(DumpItem::Error(e)) => panic!("the capture holds an error reply: {e}"),
-                None => {}
-            }
-        }
-    }
-    out.pop();
-    Ok(out)
-}
-
-/// Replays a read: the family dump, the service dump, one destination dump per service.
-fn replay(datagrams: &[Vec<u8>]) -> Result<Vec<ServiceData>, ParseError> {
-    let dumps = dumps(datagrams)?;
-    assert!(dumps.len() >= 2, "{} dumps", dumps.len());
-    let mut family = None;
-    for m in &dumps[0] {
-        if let Some((name, id)) = genl::parse_family(m).map_err(ParseError::from)?
-            && name == parse::IPVS_FAMILY
-        {
-            family = Some(id);
-        }
-    }
-    let family = family.unwrap_or_else(|| panic!("no IPVS in the family dump"));
-    let services: Vec<Service> = dumps[1]
-        .iter()
-        .map(|m| {
-            assert_eq!(m.msg_type, family);
-            parse::parse_service(m)
-        })
-        .collect::<Result<_, _>>()?;
-    assert_eq!(
-        dumps.len(),
-        2 + services.len(),
-        "one destination dump per service"
-    );
-    let mut out = Vec::new();
-    for (svc, msgs) in services.into_iter().zip(&dumps[2..]) {
-        let destinations: Vec<Destination> = msgs
-            .iter()
-            .map(|m| parse::parse_destination(m, svc.key.af()))
-            .collect::<Result<_, _>>()?;
-        out.push(ServiceData {
-            service: svc,
-            destinations,
-        });
-    }
-    Ok(out)
-}
 
 /// `ipvsadm` lines by service head (`TCP 10.96.0.10:80`, `FWM 7 IPv6`): the service's words
 /// after the head, and each destination's.

@@ -9,6 +9,7 @@ pub mod ofctl;
 pub mod ovs;
 pub mod prom;
 pub mod prometheus;
+pub mod promtool;
 pub mod topology;
 
 /// Root-only tests call this first. Without root, Open vSwitch or netns support they skip with

@@ -75,13 +75,18 @@ fn manifests_pass_kubernetes_validate_strict() -> Result<()> {
 
 #[test]
 fn prometheus_config_passes_promtool() -> Result<()> {
-    let Some(promtool) = tool("promtool") else {
+    let config = deploy().join("prometheus/prometheus.yml");
+    let config = config.to_string_lossy();
+    let Some(report) =
+        testbed::promtool::run(&["check", "config", &config], None).map_err(anyhow::Error::msg)?
+    else {
         return Ok(());
     };
-    let out = run(Command::new(promtool)
-        .args(["check", "config"])
-        .arg(deploy().join("prometheus/prometheus.yml")))?;
-    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(
+        report.success && report.output.contains("SUCCESS"),
+        "{}",
+        report.output
+    );
     Ok(())
 }
 

@@ -2,10 +2,8 @@
 //! traffic between network namespaces. Run with `cargo xtask test` (or as root with
 //! `cargo test -p integration-tests`).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use testbed::daemon::Daemon;
 use testbed::ofctl;
 use testbed::ovs::Ovs;
@@ -28,35 +26,9 @@ fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
     }
 }
 
-/// Runs `promtool check metrics` on `text` (the real tool, from Debian's prometheus package).
+/// `promtool check metrics` on `text` (the shared helper, [`testbed::promtool`]).
 pub fn promtool_check(text: &str) -> Result<()> {
-    let Some(promtool) = testbed::ovs::which("promtool") else {
-        if std::env::var("DPC_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1") {
-            bail!("promtool not installed (apt-get install prometheus)");
-        }
-        eprintln!("SKIPPED promtool check: not installed");
-        return Ok(());
-    };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("promtool stdin")?
-        .write_all(text.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "promtool check metrics failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    testbed::promtool::check_metrics(text).map_err(anyhow::Error::msg)
 }
 
 #[test]

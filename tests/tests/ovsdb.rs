@@ -526,3 +526,158 @@ fn hung_ovsdb_server_is_detected_and_recovers() -> Result<()> {
     eprintln!("recovered {:?} after SIGCONT", t.elapsed());
     Ok(())
 }
+
+/// Records the OVSDB session the golden `/metrics` test replays
+/// (`collector/tests/fixtures/ovsdb/session.jsonl`, written with `DPC_UPDATE_FIXTURES=1`): a
+/// real ovsdb-server and ovs-vswitchd with the bridge and ports of the OpenFlow demo capture
+/// (`demo.port-desc.bin`: same names, same port numbers, as internal interfaces), tagged as
+/// the three CNIs tag pods, then the collector's own monitor request and an echo barrier, each
+/// line `{"from": "client"|"server", "message": ...}` in the order they went.
+#[test]
+fn records_the_golden_ovsdb_session() -> Result<()> {
+    use dataplane_collector::ovsdb::proto;
+    use std::io::{Read as _, Write as _};
+    if !testbed::require_root_env() {
+        return Ok(());
+    }
+    let fixtures =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../collector/tests/fixtures");
+    let mut descs = Vec::new();
+    for body in load_bodies(&fixtures.join("demo.port-desc.bin"))? {
+        dataplane_collector::openflow::message::decode_port_descs(&body, &mut descs)
+            .map_err(|e| anyhow::anyhow!("demo.port-desc.bin: {e}"))?;
+    }
+    let bridge = descs
+        .iter()
+        .find(|d| d.port_no == 0xfffe)
+        .map(|d| d.name.clone())
+        .context("no LOCAL port in demo.port-desc.bin")?;
+    let mut ports: Vec<(u16, String)> = descs
+        .iter()
+        .filter(|d| d.port_no != 0xfffe)
+        .map(|d| (d.port_no, d.name.clone()))
+        .collect();
+    ports.sort();
+    assert_eq!(ports.len(), 3, "the demo has three pods: {ports:?}");
+
+    let ovs = Ovs::start()?;
+    ovs.add_bridge(&bridge)?;
+    for (no, name) in &ports {
+        ovs.vsctl(&[
+            "add-port",
+            &bridge,
+            name,
+            "--",
+            "set",
+            "Interface",
+            name,
+            "type=internal",
+            &format!("ofport_request={no}"),
+        ])?;
+    }
+    let (p0, p1, p2) = (&ports[0].1, &ports[1].1, &ports[2].1);
+    ovs.vsctl(&[
+        "set",
+        "Interface",
+        p0,
+        "external_ids:iface-id=shop_web-0",
+        "external_ids:iface-id-ver=0d4a8d3e-1b2c-4d5e-8f90-123456789abc",
+        "external_ids:sandbox=5f1e2d3c4b5a",
+    ])?;
+    ovs.vsctl(&[
+        "set",
+        "Port",
+        p1,
+        "external_ids:pod-name=api-7d9f8",
+        "external_ids:pod-namespace=payments",
+        "external_ids:container-id=9a8b7c6d",
+        "external_ids:antrea-type=container",
+    ])?;
+    ovs.vsctl(&[
+        "set",
+        "Interface",
+        p2,
+        "external_ids:iface-id=db-0.storage",
+        "external_ids:pod_name=db-0",
+        "external_ids:pod_namespace=storage",
+    ])?;
+    // Every port has its ofport and its statistics (ovs-vswitchd writes them every 5 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for name in ports.iter().map(|(_, n)| n).chain([&bridge]) {
+        loop {
+            let ofport = ovs.vsctl(&["get", "Interface", name, "ofport"])?;
+            let stats = ovs.vsctl(&["get", "Interface", name, "statistics"])?;
+            if ofport.trim() != "[]" && stats.trim() != "{}" {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{name}: ofport {ofport}, statistics {stats}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    let mut sock = std::os::unix::net::UnixStream::connect(ovs.db_sock())?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut framer = proto::Framer::default();
+    let mut transcript: Vec<serde_json::Value> = Vec::new();
+    let mut exchange = |request: serde_json::Value| -> Result<()> {
+        let id = request["id"].clone();
+        sock.write_all(request.to_string().as_bytes())?;
+        transcript.push(serde_json::json!({"from": "client", "message": request}));
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            while let Some(v) = framer.next_value().map_err(|e| anyhow::anyhow!("{e}"))? {
+                let done = v["id"] == id;
+                transcript.push(serde_json::json!({"from": "server", "message": v}));
+                if done {
+                    return Ok(());
+                }
+            }
+            let n = sock.read(&mut buf)?;
+            if n == 0 {
+                bail!("ovsdb-server closed the session");
+            }
+            framer.push(&buf[..n]);
+        }
+    };
+    exchange(proto::monitor_request(1))?;
+    exchange(proto::echo_request("barrier"))?;
+
+    let monitor = &transcript[1]["message"];
+    assert!(monitor["error"].is_null(), "{monitor}");
+    let result = &monitor["result"];
+    let bridges: Vec<&str> = result["Bridge"]
+        .as_object()
+        .context("no Bridge rows")?
+        .values()
+        .filter_map(|r| r["new"]["name"].as_str())
+        .collect();
+    assert_eq!(bridges, [bridge.as_str()]);
+    assert_eq!(
+        result["Interface"].as_object().map(|o| o.len()),
+        Some(4),
+        "three ports and the bridge's own"
+    );
+    if std::env::var("DPC_UPDATE_FIXTURES").is_ok_and(|v| v == "1") {
+        let dir = fixtures.join("ovsdb");
+        std::fs::create_dir_all(&dir)?;
+        let lines: Vec<String> = transcript.iter().map(|v| v.to_string()).collect();
+        std::fs::write(dir.join("session.jsonl"), lines.join("\n") + "\n")?;
+    }
+    Ok(())
+}
+
+/// The length-prefixed bodies of an OpenFlow fixture file.
+fn load_bodies(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
+    let bin = std::fs::read(path).with_context(|| path.display().to_string())?;
+    let mut out = Vec::new();
+    let mut rest = bin.as_slice();
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let body = rest.get(4..4 + len).context("a cut fixture")?;
+        out.push(body.to_vec());
+        rest = &rest[4 + len..];
+    }
+    Ok(out)
+}

@@ -116,6 +116,40 @@ impl OvsArgs {
     }
 }
 
+/// Stand-ins for the kernel I/O of sources that cannot read from a path (IPVS reads a netlink
+/// socket, eBPF the kernel's maps): one value per type, each a reader type the source declares
+/// (such as `Arc<dyn sources::ipvs::Reader>`). A source whose reader is here reads through it
+/// instead of the kernel; everything else about it (flags, encoding, status) is as in the
+/// daemon. The daemon gives none; the golden `/metrics` test gives captured fixtures.
+#[derive(Clone, Default)]
+pub struct Readers {
+    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl Readers {
+    /// Adds `reader`, replacing one of the same type.
+    pub fn with<T: Send + Sync + 'static>(mut self, reader: T) -> Self {
+        self.values.insert(TypeId::of::<T>(), Arc::new(reader));
+        self
+    }
+
+    /// The reader of type `T`, if one was given.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.values
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+            .cloned()
+    }
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers")
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
 /// What the constructors get: the shared flags, the registry to add to, and the shared
 /// infrastructure, each made once on first use.
 pub struct Context<'a> {
@@ -123,6 +157,7 @@ pub struct Context<'a> {
     registry: &'a mut Registry,
     ovsdb: Option<Arc<crate::ovsdb::Handle>>,
     shared: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    readers: Readers,
 }
 
 impl<'a> Context<'a> {
@@ -132,7 +167,19 @@ impl<'a> Context<'a> {
             registry,
             ovsdb: None,
             shared: HashMap::new(),
+            readers: Readers::default(),
         }
+    }
+
+    /// Sources read through `readers` where it has their reader type (see [`Readers`]).
+    pub fn with_readers(mut self, readers: Readers) -> Self {
+        self.readers = readers;
+        self
+    }
+
+    /// The stand-in reader of type `T` the context was given, if any: `None` in the daemon.
+    pub fn reader<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.readers.get::<T>()
     }
 
     /// The shared `--ovs.*` flags.
@@ -197,18 +244,20 @@ pub fn args<A: clap::FromArgMatches>(
     A::from_arg_matches(m).map_err(|source| BuildError::Args { collector, source })
 }
 
-/// Builds the enabled sources of `all` into a registry that knows every one's routes.
+/// Builds the enabled sources of `all` into a registry that knows every one's routes; those
+/// with a reader in `readers` read through it (the daemon gives none).
 pub fn build_all(
     all: &[Descriptor],
     enabled: impl Fn(&str) -> bool,
     matches: &ArgMatches,
     ovs: &OvsArgs,
+    readers: Readers,
 ) -> Result<Registry, BuildError> {
     let mut registry = Registry::new();
     for d in all {
         registry.declare(d.name, d.routes);
     }
-    let mut ctx = Context::new(ovs, &mut registry);
+    let mut ctx = Context::new(ovs, &mut registry).with_readers(readers);
     for d in all.iter().filter(|d| enabled(d.name)) {
         (d.build)(matches, &mut ctx)?;
     }

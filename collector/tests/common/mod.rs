@@ -3,6 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod ebpf;
+pub mod ipvs;
+pub mod kubelet;
+pub mod ovsdb;
+#[path = "../../../tests/src/promtool.rs"]
+pub mod promtool;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -141,4 +148,18 @@ pub fn demo_bridge_name() -> String {
         .find(|d| d.port_no == 0xfffe)
         .map(|d| d.name)
         .unwrap_or_else(|| "br-demo".to_owned())
+}
+
+/// The demo capture's pod ports (every port but LOCAL), by port number.
+pub fn demo_pod_ports() -> Vec<String> {
+    let mut descs = Vec::new();
+    for b in load_bodies("demo.port-desc.bin") {
+        let _ = dataplane_collector::openflow::message::decode_port_descs(&b, &mut descs);
+    }
+    descs.sort_by_key(|d| d.port_no);
+    descs
+        .into_iter()
+        .filter(|d| d.port_no != 0xfffe)
+        .map(|d| d.name)
+        .collect()
 }

@@ -131,10 +131,18 @@ impl Pipeline {
     }
 }
 
-/// Bridges' pipelines, refreshed at most every 30 s.
+/// Bridges' pipelines, refreshed every 30 s, and as soon as the flows' bridges are others than
+/// those last fetched (the first scrape may come before OVSDB has named any).
 pub struct Cache {
     rundir: PathBuf,
-    state: tokio::sync::Mutex<Option<(Instant, HashMap<String, Pipeline>)>>,
+    state: tokio::sync::Mutex<Option<Fetched>>,
+}
+
+struct Fetched {
+    at: Instant,
+    /// The bridges asked for, sorted (a bridge that did not answer has no pipeline).
+    bridges: Vec<String>,
+    pipelines: HashMap<String, Pipeline>,
 }
 
 const REFRESH: Duration = Duration::from_secs(30);
@@ -162,26 +170,32 @@ impl Cache {
 
     /// Sets each flow's cookie.
     pub async fn assign(&self, snap: &mut Snapshot, deadline: tokio::time::Instant) {
+        let mut bridges: Vec<String> = snap
+            .ports
+            .values()
+            .map(|(info, _)| info.bridge.clone())
+            .filter(|b| !b.is_empty())
+            .collect();
+        bridges.sort();
+        bridges.dedup();
         let mut state = self.state.lock().await;
-        let stale = state.as_ref().is_none_or(|(t, _)| t.elapsed() > REFRESH);
+        let stale = state
+            .as_ref()
+            .is_none_or(|f| f.at.elapsed() > REFRESH || f.bridges != bridges);
         if stale {
-            let mut bridges: Vec<String> = snap
-                .ports
-                .values()
-                .map(|(info, _)| info.bridge.clone())
-                .filter(|b| !b.is_empty())
-                .collect();
-            bridges.sort();
-            bridges.dedup();
             let mut pipelines = HashMap::new();
-            for b in bridges {
-                if let Some(p) = self.fetch(&b, deadline).await {
-                    pipelines.insert(b, p);
+            for b in &bridges {
+                if let Some(p) = self.fetch(b, deadline).await {
+                    pipelines.insert(b.clone(), p);
                 }
             }
-            *state = Some((Instant::now(), pipelines));
+            *state = Some(Fetched {
+                at: Instant::now(),
+                bridges,
+                pipelines,
+            });
         }
-        let Some((_, pipelines)) = state.as_ref() else {
+        let Some(Fetched { pipelines, .. }) = state.as_ref() else {
             return;
         };
         for FlowRow { key, cookie, .. } in &mut snap.flows {

@@ -1,10 +1,11 @@
 //! The `ebpf` source's flags and descriptor.
 
-use super::{Config, DEFAULT_MAX_IPVS_CONNS, DEFAULT_MAX_PORTS, EbpfSource};
+use super::{Config, DEFAULT_MAX_IPVS_CONNS, DEFAULT_MAX_PORTS, EbpfSource, Maps};
 use super::{MAX_FLOWS_RANGE, MAX_IPVS_CONNS_RANGE, MAX_PORTS_RANGE};
 use crate::sources::build::{self, BuildError, Context, Descriptor};
 use clap::{ArgAction, Args};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 const NAME: &str = "ebpf";
@@ -94,7 +95,10 @@ fn build(m: &clap::ArgMatches, ctx: &mut Context<'_>) -> Result<(), BuildError> 
     let cfg = a.config(ctx.ovs_rundir().to_path_buf());
     let ovsdb = ctx.ovsdb()?;
     let attributor = crate::sources::ovsdb::flags::attributor(ctx)?;
-    let source = EbpfSource::start(cfg, Some(ovsdb), attributor);
+    let source = match ctx.reader::<Arc<dyn Maps>>() {
+        Some(maps) => EbpfSource::with_maps(&cfg, maps, Some(ovsdb), attributor),
+        None => EbpfSource::start(cfg, Some(ovsdb), attributor),
+    };
     let for_hook = source.clone();
     ctx.on_shutdown(Box::new(move || for_hook.shutdown()));
     ctx.add(source);

@@ -180,8 +180,97 @@ pub struct Snapshot {
     pub map_full: Vec<(&'static str, u64)>,
 }
 
+/// What one scrape reads from the programs' maps, and from the engine's record of what it
+/// attached, retired and saw on the ring buffer, before it is joined with OVSDB and folded
+/// into a [`Snapshot`].
+#[derive(Debug, Clone, Default)]
+pub struct MapSnapshot {
+    pub mode: Option<engine::AttachMode>,
+    /// Netdev name → ifindex of every netdev the TC programs are attached to.
+    pub attached: BTreeMap<String, u32>,
+    /// PORTS, per ifindex.
+    pub traffic: HashMap<u32, PortTraffic>,
+    /// FLOWS (empty when per-flow counting is off).
+    pub flows: Vec<(FlowKey, FlowCounters)>,
+    /// Flows retired from the map, per (ifindex, direction).
+    pub retired: HashMap<(u32, u8), Counters>,
+    /// Flow starts and ends seen on the ring buffer, per ifindex.
+    pub events: engine::FlowEvents,
+    /// Failed inserts per map (`MAP_FULL_NAMES` order).
+    pub map_full: Vec<(&'static str, u64)>,
+    /// The kprobes attached.
+    pub kprobes: Vec<String>,
+    /// VPORTS (read when an `ovs_*` kprobe is attached).
+    pub vports: HashMap<u32, collector_common::VportCounters>,
+    /// IPVS_CONNS (read when `ip_vs_conn_new` is attached).
+    pub ipvs: Vec<(IpvsConnKey, u64)>,
+}
+
+/// Where the source reads its maps: the loaded [`Engine`] in the daemon; a [`MapSnapshot`]
+/// in tests, where programs cannot be loaded, given through
+/// [`crate::sources::build::Readers`] as an `Arc<dyn Maps>`.
+pub trait Maps: Send + Sync + 'static {
+    /// Why there is nothing to read (no eBPF object, no privilege, an old kernel), if so.
+    fn unavailable(&self) -> Option<String>;
+    /// Reads the maps; `flows`: FLOWS too. Blocking: called on a blocking-pool thread.
+    fn read(&self, flows: bool) -> Result<MapSnapshot, EbpfError>;
+}
+
+impl Maps for Engine {
+    fn unavailable(&self) -> Option<String> {
+        Engine::unavailable(self)
+    }
+
+    fn read(&self, flows: bool) -> Result<MapSnapshot, EbpfError> {
+        let kprobes = self.kprobes();
+        Ok(MapSnapshot {
+            mode: self.mode(),
+            attached: self.attached(),
+            traffic: self.port_traffic()?,
+            flows: if flows { self.flows()? } else { Vec::new() },
+            retired: self
+                .retired
+                .lock()
+                .map(|r| r.totals.clone())
+                .unwrap_or_default(),
+            events: self.events.lock().map(|e| e.clone()).unwrap_or_default(),
+            map_full: self.map_full(),
+            vports: if kprobes.iter().any(|k| k.starts_with("ovs_")) {
+                self.vports()?
+            } else {
+                HashMap::new()
+            },
+            ipvs: if kprobes.iter().any(|k| k == "ip_vs_conn_new") {
+                self.ipvs_conns()?
+            } else {
+                Vec::new()
+            },
+            kprobes,
+        })
+    }
+}
+
+/// A snapshot read as it is (a fixture).
+impl Maps for MapSnapshot {
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+
+    fn read(&self, flows: bool) -> Result<MapSnapshot, EbpfError> {
+        let mut snap = self.clone();
+        if !flows {
+            snap.flows.clear();
+        }
+        Ok(snap)
+    }
+}
+
 pub struct EbpfSource {
-    engine: Arc<Engine>,
+    /// The programs this source loaded (`None` when it reads a given [`Maps`]).
+    engine: Option<Arc<Engine>>,
+    maps: Arc<dyn Maps>,
+    flows: bool,
+    max_flow_series: usize,
     ovsdb: Option<Arc<Handle>>,
     attributor: Arc<Attributor>,
     classifier: classify::Cache,
@@ -196,6 +285,7 @@ impl EbpfSource {
     ) -> Arc<EbpfSource> {
         let rundir = cfg.rundir.clone();
         let idle = cfg.idle_timeout;
+        let (flows, max_flow_series) = (cfg.flows, cfg.max_flow_series);
         let engine = Engine::load(cfg);
         if engine.unavailable().is_none() {
             tokio::spawn(reconcile_loop(Arc::downgrade(&engine), ovsdb.clone()));
@@ -205,20 +295,45 @@ impl EbpfSource {
             }
         }
         Arc::new(EbpfSource {
-            engine,
+            engine: Some(engine.clone()),
+            maps: engine,
+            flows,
+            max_flow_series,
             ovsdb,
             attributor,
             classifier: classify::Cache::new(rundir),
         })
     }
 
-    /// Detaches and unloads (SIGTERM), unless pinned.
-    pub fn shutdown(&self) {
-        self.engine.shutdown();
+    /// Reads `maps` instead of loading programs (nothing is attached, retired or pinned):
+    /// the rest (OVSDB, cookies, folding, encoding) as [`EbpfSource::start`]'s.
+    pub fn with_maps(
+        cfg: &Config,
+        maps: Arc<dyn Maps>,
+        ovsdb: Option<Arc<Handle>>,
+        attributor: Arc<Attributor>,
+    ) -> Arc<EbpfSource> {
+        Arc::new(EbpfSource {
+            engine: None,
+            maps,
+            flows: cfg.flows,
+            max_flow_series: cfg.max_flow_series,
+            ovsdb,
+            attributor,
+            classifier: classify::Cache::new(cfg.rundir.clone()),
+        })
     }
 
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    /// Detaches and unloads (SIGTERM), unless pinned.
+    pub fn shutdown(&self) {
+        if let Some(engine) = &self.engine {
+            engine.shutdown();
+        }
+    }
+
+    /// The programs this source loaded, if it did.
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.engine.as_ref()
     }
 }
 
@@ -357,22 +472,23 @@ impl Source for EbpfSource {
     }
 
     async fn fetch(&self, req: &ScrapeRequest) -> Result<Snapshot, EbpfError> {
-        if let Some(reason) = self.engine.unavailable() {
+        if let Some(reason) = self.maps.unavailable() {
             return Err(EbpfError::Unavailable { reason });
         }
-        let engine = self.engine.clone();
+        let maps = self.maps.clone();
         let ovsdb = self.ovsdb.clone();
         let attributor = self.attributor.clone();
-        let max_series = engine.config().max_flow_series;
+        let (read_flows, max_series) = (self.flows, self.max_flow_series);
         let mut snap = tokio::task::spawn_blocking(move || -> Result<Snapshot, EbpfError> {
-            let attached = engine.attached();
-            let infos = port_infos(&ovsdb, &attributor, &attached);
-            let traffic = engine.port_traffic()?;
+            let read = maps.read(read_flows)?;
+            let attached = &read.attached;
+            let infos = port_infos(&ovsdb, &attributor, attached);
+            let traffic = &read.traffic;
             let mut snap = Snapshot {
-                mode: engine.mode(),
+                mode: read.mode,
                 ..Snapshot::default()
             };
-            for (name, ifindex) in &attached {
+            for (name, ifindex) in attached {
                 let info = infos.get(ifindex).cloned().unwrap_or_else(|| PortInfo {
                     port: name.clone(),
                     ..PortInfo::default()
@@ -380,11 +496,7 @@ impl Source for EbpfSource {
                 let t = traffic.get(ifindex).copied().unwrap_or_default();
                 snap.ports.insert(*ifindex, (info, t));
             }
-            let mut flows = if engine.config().flows {
-                engine.flows()?
-            } else {
-                Vec::new()
-            };
+            let mut flows = read.flows;
             flows.retain(|(k, _)| snap.ports.contains_key(&k.ifindex));
             for (k, _) in &flows {
                 *snap.active.entry(k.ifindex).or_default() += 1;
@@ -406,8 +518,7 @@ impl Source for EbpfSource {
                 e.bytes += c.bytes;
                 snap.folded_live += 1;
             }
-            let retired = engine.retired.lock().map(|r| r.clone()).unwrap_or_default();
-            for ((ifindex, dir), c) in retired.totals {
+            for ((ifindex, dir), c) in read.retired {
                 if snap.ports.contains_key(&ifindex) {
                     let e = snap.folded.entry((ifindex, dir)).or_default();
                     e.packets += c.packets;
@@ -422,21 +533,16 @@ impl Source for EbpfSource {
                     cookie: None,
                 })
                 .collect();
-            if let Ok(ev) = engine.events.lock() {
-                snap.events = ev
-                    .iter()
-                    .filter(|(i, _)| snap.ports.contains_key(i))
-                    .map(|(i, e)| (*i, *e))
-                    .collect();
-            }
-            snap.map_full = engine.map_full();
-            let kprobes = engine.kprobes();
-            if kprobes.iter().any(|k| k.starts_with("ovs_")) {
-                snap.vports = engine.vports()?.into_iter().collect();
-            }
-            if kprobes.iter().any(|k| k == "ip_vs_conn_new") {
-                snap.ipvs = engine.ipvs_conns()?;
-            }
+            snap.events = read
+                .events
+                .iter()
+                .filter(|(i, _)| snap.ports.contains_key(i))
+                .map(|(i, e)| (*i, *e))
+                .collect();
+            snap.map_full = read.map_full;
+            let kprobes = read.kprobes;
+            snap.vports = read.vports.into_iter().collect();
+            snap.ipvs = read.ipvs;
             snap.hooks = vec![
                 ("tc", snap.mode.is_some() || !attached.is_empty()),
                 (

@@ -1,6 +1,6 @@
 //! The `ipvs` source's flags and descriptor.
 
-use super::{Config, IpvsSource};
+use super::{Config, IpvsSource, Kernel, Reader};
 use crate::sources::build::{self, BuildError, Context, Descriptor};
 use clap::Args;
 use std::path::PathBuf;
@@ -24,7 +24,13 @@ pub struct IpvsArgs {
 
 fn build(m: &clap::ArgMatches, ctx: &mut Context<'_>) -> Result<(), BuildError> {
     let a: IpvsArgs = build::args(NAME, m)?;
-    ctx.add(Arc::new(IpvsSource::new(Config { netns: a.netns })));
+    let reader = ctx
+        .reader::<Arc<dyn Reader>>()
+        .unwrap_or_else(|| Arc::new(Kernel));
+    ctx.add(Arc::new(IpvsSource::with_reader(
+        Config { netns: a.netns },
+        reader,
+    )));
     Ok(())
 }
 

@@ -104,13 +104,42 @@ pub struct Snapshot {
     pub namespaces: Vec<NamespaceData>,
 }
 
+/// How the source reads one namespace's services: [`Kernel`] (netlink) in the daemon; a
+/// captured dump in tests, given through [`crate::sources::build::Readers`] as an
+/// `Arc<dyn Reader>`. `netns` is `None` for the daemon's own namespace (read on a blocking-pool
+/// thread) and each `--ipvs.netns` path otherwise (read on a thread of its own, thrown away
+/// after). Each receive may wait `timeout`.
+pub trait Reader: Send + Sync + 'static {
+    fn read(&self, netns: Option<&Path>, timeout: Duration) -> Result<Vec<ServiceData>, IpvsError>;
+}
+
+/// The kernel's IPVS over generic netlink, entering `netns` when there is one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kernel;
+
+impl Reader for Kernel {
+    fn read(&self, netns: Option<&Path>, timeout: Duration) -> Result<Vec<ServiceData>, IpvsError> {
+        match netns {
+            None => read_own_namespace(timeout),
+            Some(path) => enter_and_read(path, timeout),
+        }
+    }
+}
+
 pub struct IpvsSource {
     cfg: Config,
+    reader: std::sync::Arc<dyn Reader>,
 }
 
 impl IpvsSource {
+    /// Reads the kernel.
     pub fn new(cfg: Config) -> Self {
-        IpvsSource { cfg }
+        Self::with_reader(cfg, std::sync::Arc::new(Kernel))
+    }
+
+    /// Reads through `reader` (a fixture in tests).
+    pub fn with_reader(cfg: Config, reader: std::sync::Arc<dyn Reader>) -> Self {
+        IpvsSource { cfg, reader }
     }
 }
 
@@ -214,8 +243,9 @@ pub fn enter_and_read(path: &Path, timeout: Duration) -> Result<Vec<ServiceData>
     read_services(&mut open_socket(timeout, Some(path))?)
 }
 
-/// Reads the namespace at `path` on a new thread of its own.
+/// Reads the namespace at `path` through `reader` on a new thread of its own.
 async fn read_namespace_thread(
+    reader: std::sync::Arc<dyn Reader>,
     path: PathBuf,
     timeout: Duration,
 ) -> Result<Vec<ServiceData>, IpvsError> {
@@ -224,7 +254,7 @@ async fn read_namespace_thread(
     let spawned = std::thread::Builder::new()
         .name("ipvs-netns".to_owned())
         .spawn(move || {
-            let _ = tx.send(enter_and_read(&path, timeout));
+            let _ = tx.send(reader.read(Some(&path), timeout));
         });
     if let Err(e) = spawned {
         return Err(IpvsError::Thread {
@@ -256,7 +286,8 @@ impl Source for IpvsSource {
             .max(Duration::from_millis(100));
         let mut namespaces = Vec::new();
         if self.cfg.netns.is_empty() {
-            let outcome = tokio::task::spawn_blocking(move || read_own_namespace(timeout))
+            let reader = self.reader.clone();
+            let outcome = tokio::task::spawn_blocking(move || reader.read(None, timeout))
                 .await
                 .unwrap_or_else(|e| {
                     Err(IpvsError::Thread {
@@ -273,7 +304,7 @@ impl Source for IpvsSource {
                 .cfg
                 .netns
                 .iter()
-                .map(|p| read_namespace_thread(p.clone(), timeout));
+                .map(|p| read_namespace_thread(self.reader.clone(), p.clone(), timeout));
             let outcomes = futures_util::future::join_all(reads).await;
             for (path, outcome) in self.cfg.netns.iter().zip(outcomes) {
                 namespaces.push(NamespaceData {

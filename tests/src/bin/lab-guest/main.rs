@@ -257,29 +257,9 @@ impl Daemon {
     }
 }
 
-/// `promtool check metrics` on `text`.
+/// `promtool check metrics` on `text` (promtool is always in the guest image).
 pub fn promtool_check(text: &str) -> Result<()> {
-    let mut child = Command::new("/usr/bin/promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run promtool")?;
-    child
-        .stdin
-        .take()
-        .context("promtool stdin")?
-        .write_all(text.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "promtool check metrics failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    testbed::promtool::check_metrics_required(text).map_err(anyhow::Error::msg)
 }
 
 /// Prints `bytes` as fixture lines the host collects (`DPC_UPDATE_FIXTURES=1`).
