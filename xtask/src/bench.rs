@@ -7,7 +7,10 @@
 //! - in-process HTTP latency of `/flows` (what Prometheus sees, no process start);
 //! - the floor: how long ovs-vswitchd itself takes to send the flow-stats reply (our client
 //!   reading the raw bytes, decoding nothing);
-//! - the daemon's peak RSS (VmHWM) after scraping `/metrics`, and ovs-ofctl's.
+//! - the daemon's peak RSS (VmHWM) after scraping `/metrics`, and ovs-ofctl's;
+//! - live `flows --bridge` (the CLI reading the bridge itself) and the flow API end to end
+//!   (`curl /api/v1/flows?bridge=`), whole commands against `ovs-ofctl -O OpenFlow13
+//!   dump-flows`, with their peak RSS.
 
 use anyhow::{Context, Result, bail};
 use dataplane_collector::openflow::message::MultipartType;
@@ -31,6 +34,13 @@ struct Row {
     ofctl_rss_kib: u64,
     daemon_rss_kib: u64,
     body_bytes: usize,
+    /// `flows --bridge B --format text`, whole command.
+    cli_ms: f64,
+    cli_rss_kib: u64,
+    /// `flows --bridge B --format json`, whole command.
+    cli_json_ms: f64,
+    /// `curl /api/v1/flows?bridge=B`.
+    api_ms: f64,
 }
 
 /// Flows that look like a CNI's: per-port classification, per-pod forwarding, per-service
@@ -227,6 +237,7 @@ pub fn run(sizes: &[usize], out: &Path) -> Result<()> {
             "0",
             "--log.level",
             "warn",
+            "--web.enable-flow-api",
         ])
         .arg("--ovs.rundir")
         .arg(ovs.rundir())
@@ -255,6 +266,26 @@ pub fn run(sizes: &[usize], out: &Path) -> Result<()> {
                 ],
                 runs,
             )?;
+            let rundir = ovs.rundir().display().to_string();
+            let cli = |format: &str| {
+                format!(
+                    "{} flows --ovs.rundir {rundir} --bridge {bridge} --format {format}",
+                    bin.display()
+                )
+            };
+            let api_url = format!("{url}/api/v1/flows?bridge={bridge}");
+            let live = hyperfine(
+                // No shell (`-N`): hyperfine discards what the commands print.
+                &[
+                    cli("text"),
+                    cli("json"),
+                    format!("curl -s -o /dev/null {api_url}"),
+                ],
+                runs,
+            )?;
+            let cli_text = cli("text");
+            let cli_args: Vec<&str> = cli_text.split_whitespace().collect();
+            let cli_rss_kib = peak_rss_of(&cli_args)?;
             let (http_ms, http_p90_ms, body_bytes) = http_latency(&listen, "/flows", runs)?;
             let floor = floor_ms(&mgmt, runs)?;
             let (_, body) = testbed::daemon::get(&format!("{url}/flows"))?;
@@ -277,6 +308,10 @@ pub fn run(sizes: &[usize], out: &Path) -> Result<()> {
                 ofctl_rss_kib,
                 daemon_rss_kib,
                 body_bytes,
+                cli_ms: live[0],
+                cli_rss_kib,
+                cli_json_ms: live[1],
+                api_ms: live[2],
             });
         }
         Ok(rows)
@@ -287,6 +322,13 @@ pub fn run(sizes: &[usize], out: &Path) -> Result<()> {
     let report = render(&rows)?;
     print!("{report}");
     write_section(out, "OpenFlow: /flows versus ovs-ofctl dump-flows", &report)?;
+    let live = render_live(&rows)?;
+    print!("{live}");
+    write_section(
+        out,
+        "Flows, live: flows --bridge and the flow API versus ovs-ofctl",
+        &live,
+    )?;
     eprintln!("bench: wrote {}", out.display());
     Ok(())
 }
@@ -385,6 +427,38 @@ fn render(rows: &[Row]) -> Result<String> {
             r.daemon_rss_kib as f64 / 1024.0,
             r.ofctl_rss_kib as f64 / 1024.0,
             r.body_bytes as f64 / (1024.0 * 1024.0)
+        )?;
+    }
+    Ok(s)
+}
+
+/// The live `flows` table: the CLI and the flow API against `ovs-ofctl -O OpenFlow13`.
+fn render_live(rows: &[Row]) -> Result<String> {
+    let mut s = String::new();
+    writeln!(s, "{}", header())?;
+    writeln!(s)?;
+    writeln!(
+        s,
+        "Whole commands timed by hyperfine (process start included), mean wall ms; the goal is `flows --bridge` within `ovs-ofctl -O OpenFlow13 dump-flows` + 20%. Peak RSS by `/usr/bin/time`:"
+    )?;
+    writeln!(s)?;
+    writeln!(
+        s,
+        "| flows | `ovs-ofctl -O OpenFlow13 dump-flows` | `flows --bridge --format text` | ratio | `flows --bridge --format json` | `curl /api/v1/flows?bridge=` | ovs-ofctl peak RSS | `flows --bridge` peak RSS |"
+    )?;
+    writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for r in rows {
+        writeln!(
+            s,
+            "| {} | {:.1} | {:.1} | {:.2}x | {:.1} | {:.1} | {:.1} MiB | {:.1} MiB |",
+            r.flows,
+            r.ofctl13_ms,
+            r.cli_ms,
+            r.cli_ms / r.ofctl13_ms,
+            r.cli_json_ms,
+            r.api_ms,
+            r.ofctl_rss_kib as f64 / 1024.0,
+            r.cli_rss_kib as f64 / 1024.0
         )?;
     }
     Ok(s)
