@@ -164,7 +164,6 @@ impl Ovs {
 
     pub fn start_vswitchd(&mut self) -> Result<()> {
         let d = self.dir.path().to_path_buf();
-        let _ = std::fs::remove_file(d.join("ovs-vswitchd.ctl"));
         // `ip netns exec` enters the namespace and execs: the child is ovs-vswitchd itself.
         let mut cmd = if self.netns.is_empty() {
             Command::new("ovs-vswitchd")
@@ -174,11 +173,10 @@ impl Ovs {
             c
         };
         self.envs(&mut cmd);
+        // No --unixctl: the control socket is where a packaged ovs-vswitchd puts it,
+        // <OVS_RUNDIR>/ovs-vswitchd.<pid>.ctl, found through the pidfile (as ovs-appctl and the
+        // daemon's vswitchd source find it).
         cmd.arg(format!("unix:{}", d.join("db.sock").display()))
-            .arg(format!(
-                "--unixctl={}",
-                d.join("ovs-vswitchd.ctl").display()
-            ))
             .arg(format!(
                 "--log-file={}",
                 d.join("ovs-vswitchd.log").display()
@@ -190,9 +188,23 @@ impl Ovs {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        self.vswitchd = Some(cmd.spawn().context("cannot start ovs-vswitchd")?);
-        wait_for(&d.join("ovs-vswitchd.ctl"), "ovs-vswitchd")?;
+        let child = cmd.spawn().context("cannot start ovs-vswitchd")?;
+        // `ip netns exec` execs ovs-vswitchd: the child's pid is the daemon's.
+        let ctl = d.join(format!("ovs-vswitchd.{}.ctl", child.id()));
+        self.vswitchd = Some(child);
+        wait_for(&ctl, "ovs-vswitchd")?;
         Ok(())
+    }
+
+    /// ovs-vswitchd's pid, while it runs.
+    pub fn vswitchd_pid(&self) -> Option<u32> {
+        self.vswitchd.as_ref().map(Child::id)
+    }
+
+    /// ovs-vswitchd's control socket, while it runs.
+    pub fn vswitchd_ctl(&self) -> Option<PathBuf> {
+        self.vswitchd_pid()
+            .map(|pid| self.dir.path().join(format!("ovs-vswitchd.{pid}.ctl")))
     }
 
     /// Kills ovs-vswitchd with SIGKILL (its *.mgmt sockets stay behind, as after a crash).
@@ -264,9 +276,8 @@ impl Ovs {
     pub fn appctl(&self, args: &[&str]) -> Result<String> {
         let mut c = Command::new("ovs-appctl");
         self.envs(&mut c);
-        c.arg("-t")
-            .arg(self.dir.path().join("ovs-vswitchd.ctl"))
-            .args(args);
+        // `-t ovs-vswitchd`: the pidfile in OVS_RUNDIR names the socket.
+        c.args(["-t", "ovs-vswitchd"]).args(args);
         run(&mut c)
     }
 

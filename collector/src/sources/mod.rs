@@ -8,6 +8,7 @@ pub mod ipvs;
 pub mod openflow;
 pub mod ovsdb;
 pub mod sriov;
+pub mod vswitchd;
 
 /// Every source this build knows, in the order they are encoded.
 pub const ALL: &[build::Descriptor] = &[
@@ -18,4 +19,5 @@ pub const ALL: &[build::Descriptor] = &[
     sriov::flags::VFSTATS,
     sriov::flags::KUBEPODDEVICE,
     sriov::flags::KUBEPODCPU,
+    vswitchd::flags::DESCRIPTOR,
 ];
