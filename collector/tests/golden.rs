@@ -4,7 +4,8 @@
 //! ovsdb-server (a fake server on `<rundir>/db.sock`), an eBPF map snapshot and captured IPVS
 //! netlink replies (given through `sources::build::Readers`: these sources read the kernel),
 //! SR-IOV sysfs and cgroup trees and a CPU manager checkpoint (the sources' path flags), and a
-//! fake kubelet pod-resources server. Only the daemon's own timings and build are normalized.
+//! fake kubelet pod-resources server, and ovs-vswitchd's replies captured from a real one (a fake
+//! control socket on `<rundir>/ovs-vswitchd.ctl`). Only the daemon's own timings and build are normalized.
 //!
 //! Update the golden file with `DPC_UPDATE_GOLDEN=1 cargo test -p dataplane-collector --test golden`.
 
@@ -111,6 +112,7 @@ const COLLECTORS: &[&str] = &[
     "vfstats",
     "kubepoddevice",
     "kubepodcpu",
+    "vswitchd",
 ];
 
 #[tokio::test]
@@ -124,6 +126,7 @@ async fn metrics_output_matches_the_golden_file() {
     )
     .await;
     common::ovsdb::serve(dir.path().join("db.sock")).await;
+    common::unixctl::serve(dir.path().join("ovs-vswitchd.ctl")).await;
     let kubelet = dir.path().join("kubelet.sock");
     common::kubelet::serve(&kubelet);
     let kubelet_socket = format!(
@@ -174,6 +177,7 @@ async fn metrics_output_matches_the_golden_file() {
         &nodecpuinfo,
         &kubecgroup,
         &cpucheckpoint,
+        "--collector.vswitchd",
     ];
     let app = state_with(&args, dir.path(), readers);
     // The eBPF source names ports from the OVSDB replica as it stands, which the first scrape

@@ -9,6 +9,7 @@ pub mod kubelet;
 pub mod ovsdb;
 #[path = "../../../tests/src/promtool.rs"]
 pub mod promtool;
+pub mod unixctl;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
