@@ -12,7 +12,11 @@ use tokio::net::UnixListener;
 /// argument (`netdev@ovs-netdev`) is not part of the name.
 fn fixture(method: &str, params: &[Value]) -> PathBuf {
     let mut name = method.replace('/', "-");
-    for p in params.iter().filter_map(Value::as_str).filter(|p| !p.contains('@')) {
+    for p in params
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|p| !p.contains('@'))
+    {
         name.push('-');
         name.push_str(p.trim_start_matches('-'));
     }
