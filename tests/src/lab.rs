@@ -16,9 +16,18 @@ pub struct Scenario {
     pub default: bool,
 }
 
-/// In the order they run: `ebpf-kernel` and `ipvs-absent` need a kernel where `ip_vs` is not
+/// In the order they run: `datapath-absent` needs a kernel where `openvswitch` is not loaded
+/// (and leaves it loaded); `ebpf-kernel` and `ipvs-absent` need a kernel where `ip_vs` is not
 /// loaded (`ebpf-kernel` loads it and unloads it again; `ipvs-absent` leaves it loaded).
 pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "datapath-absent",
+        about: "no openvswitch module: the datapath source is unavailable, quietly, and loads nothing",
+        // First: every later scenario has openvswitch loaded. The module's files are in the
+        // image for them; the scenario's lookup by name makes the kernel load it.
+        modules: &["veth"],
+        default: true,
+    },
     Scenario {
         name: "ebpf-kernel",
         about: "the eBPF kprobes (OVS kernel datapath, IPVS loaded after the daemon) count what the kernel counts",
@@ -50,6 +59,12 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "ovs-kernel",
         about: "the foundation's OpenFlow tests on the OVS kernel datapath, and its kernel flows",
+        modules: &["openvswitch", "veth", "nf_conntrack_netlink"],
+        default: true,
+    },
+    Scenario {
+        name: "datapath",
+        about: "the OVS kernel datapath over generic netlink: every figure equals ovs-dpctl show -s, a conntrack zone limit with its live count",
         modules: &["openvswitch", "veth", "nf_conntrack_netlink"],
         default: true,
     },

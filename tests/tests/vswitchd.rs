@@ -35,6 +35,8 @@ fn start(ovs: &Ovs) -> Result<Daemon> {
     Daemon::start(&[
         "--collector.disable-defaults".to_owned(),
         "--collector.vswitchd".to_owned(),
+        // The datapaths' own figures (of the userspace datapath here, read from ovs-vswitchd).
+        "--collector.datapath".to_owned(),
         "--ovs.rundir".to_owned(),
         ovs.rundir().to_string_lossy().into_owned(),
     ])

@@ -3,6 +3,7 @@
 //! constructor). Adding a source is its folder and one line in [`ALL`].
 
 pub mod build;
+pub mod datapath;
 pub mod ebpf;
 pub mod ipvs;
 pub mod openflow;
@@ -19,5 +20,6 @@ pub const ALL: &[build::Descriptor] = &[
     sriov::flags::VFSTATS,
     sriov::flags::KUBEPODDEVICE,
     sriov::flags::KUBEPODCPU,
+    datapath::flags::DESCRIPTOR,
     vswitchd::flags::DESCRIPTOR,
 ];

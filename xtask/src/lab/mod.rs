@@ -508,7 +508,15 @@ mod tests {
         let all = select(&[], |s| s.default)?;
         assert_eq!(
             names(all),
-            vec!["ebpf-kernel", "ipvs-absent", "ipvs", "ovs-kernel", "sriov"]
+            vec![
+                "datapath-absent",
+                "ebpf-kernel",
+                "ipvs-absent",
+                "ipvs",
+                "ovs-kernel",
+                "datapath",
+                "sriov"
+            ]
         );
         let some = select(&["ipvs".to_owned(), "ipvs-absent".to_owned()], |s| {
             s.default

@@ -1,12 +1,15 @@
-//! The `vswitchd` source: ovs-vswitchd's own health figures — datapath lookups, flows and
-//! masks, datapath ports, coverage counters, upcall handling, memory objects, PMD threads,
-//! conntrack fill, bonds and LACP — read over its control socket at scrape time, the way
-//! `ovs-appctl` reads them, without a process ([`crate::unixctl`]). Works for either datapath:
-//! the userspace `netdev` one (which has no netlink interface) and the kernel's.
+//! The `vswitchd` source: ovs-vswitchd's own health figures — coverage counters, upcall
+//! handling, memory objects, PMD threads, conntrack fill, bonds and LACP — read over its
+//! control socket at scrape time, the way `ovs-appctl` reads them, without a process
+//! ([`crate::unixctl`]). Works for either datapath: the userspace `netdev` one (which has no
+//! netlink interface) and the kernel's. The datapaths' own figures (lookups, flows, masks,
+//! ports, zone limits) are the `datapath` source's, which reads the kernel's over netlink and
+//! the userspace one's with this source's parsers; `dpctl/show -s` is read here for the list
+//! of datapaths the per-datapath commands take.
 //!
 //! fetch (one connection per scrape; `version`, `dpctl/show -s`, `coverage/show`,
 //! `upcall/show`, `memory/show`, then, where they apply, `dpif-netdev/pmd-stats-show`,
-//! `dpctl/ct-get-nconns`, `dpctl/ct-get-maxconns`, `dpctl/ct-get-limits` per datapath,
+//! `dpctl/ct-get-nconns`, `dpctl/ct-get-maxconns` per datapath,
 //! `bond/show` and `lacp/show`) → [`Snapshot`] → encode (`encode.rs`). The parsers
 //! (`parse.rs`) are pure and tested on replies captured from a real ovs-vswitchd.
 //!
@@ -28,7 +31,7 @@ pub mod parse;
 use crate::exposition::Writer;
 use crate::registry::{ScrapeRequest, Source, SourceError, Status};
 use crate::unixctl::{self, Conn, UnixctlError};
-use parse::{Bond, Coverage, Datapath, ParseError, PmdThread, Upcall, ZoneLimits};
+use parse::{Bond, Coverage, Datapath, ParseError, PmdThread, Upcall};
 use std::path::PathBuf;
 
 /// The daemon whose control socket is read.
@@ -66,7 +69,6 @@ pub struct Conntrack {
     pub datapath: String,
     pub connections: Option<u64>,
     pub max_connections: Option<u64>,
-    pub limits: Option<ZoneLimits>,
 }
 
 /// What one scrape read.
@@ -99,7 +101,7 @@ impl VswitchdSource {
 
 /// Runs a command whose failure is "not here" (a datapath without conntrack counters, a
 /// version without the command): `None` then.
-async fn optional(
+pub(crate) async fn optional(
     c: &mut Conn,
     command: &str,
     args: &[&str],
@@ -148,9 +150,6 @@ async fn read_all(
         }
         if let Some(t) = optional(c, "dpctl/ct-get-maxconns", &args, deadline).await? {
             ct.max_connections = Some(parse::number("dpctl/ct-get-maxconns", &t)?);
-        }
-        if let Some(t) = optional(c, "dpctl/ct-get-limits", &args, deadline).await? {
-            ct.limits = Some(parse::ct_limits(&t)?);
         }
         s.conntrack.push(ct);
     }

@@ -79,6 +79,9 @@ pub struct DpPort {
     /// `vxlan`…).
     pub kind: String,
     pub stats: Option<PortStats>,
+    /// Upcalls the kernel sent for packets of this port, (succeeded, failed): the kernel
+    /// datapath of Linux 6.6 and later, over netlink only.
+    pub upcalls: Option<(u64, u64)>,
 }
 
 /// A port's counters; `None` where the device keeps none (`?`).
@@ -218,6 +221,7 @@ fn dp_port(s: &str) -> Option<DpPort> {
         name: name.to_owned(),
         kind: kind.to_owned(),
         stats: None,
+        upcalls: None,
     })
 }
 

@@ -74,6 +74,11 @@ fn steps(name: &str) -> Option<Vec<Step>> {
             run("lab-guest", &["ebpf-kernel"], 600),
         ],
         "ipvs-absent" => vec![run("lab-guest", &["ipvs-absent"], 300)],
+        "datapath-absent" => vec![run("lab-guest", &["datapath-absent"], 120)],
+        "datapath" => vec![
+            WaitUptime(VSWITCHD_UPTIME_S),
+            run("lab-guest", &["datapath"], 300),
+        ],
         "ipvs" => vec![run("lab-guest", &["ipvs"], 300)],
         // The pods are IPv4-only: without IPv6 their interfaces send no router solicitations
         // or MLD reports, which would otherwise arrive seconds later, between the tests' scrape

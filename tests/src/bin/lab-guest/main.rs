@@ -7,6 +7,10 @@
 //!                          counter served equal to ipvsadm's
 //! lab-guest ipvs-absent    no ip_vs module: the source is unavailable, quietly, and loads nothing
 //! lab-guest ovs-kernel     the OVS kernel datapath really carries a bridge's traffic
+//! lab-guest datapath-absent  no openvswitch module: the datapath source is unavailable and
+//!                          loads nothing
+//! lab-guest datapath       the datapath source over netlink equal to ovs-dpctl show -s, a
+//!                          conntrack zone limit with its live count
 //! lab-guest ebpf-kernel    the eBPF kprobes on the OVS kernel datapath and IPVS (ip_vs loaded
 //!                          after the daemon): every count equal to the kernel's own
 //! lab-guest sriov          the SR-IOV source's RTM_GETLINK dump with the VF mask on every link,
@@ -23,6 +27,7 @@
 
 mod absent;
 mod bench;
+mod datapath;
 mod ebpf;
 mod init;
 mod ipvs;
@@ -62,7 +67,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
         eprintln!(
-            "usage: lab-guest ipvs|ipvs-absent|ovs-kernel|ebpf-kernel|sriov|bench-ipvs|serve|clients|hold"
+            "usage: lab-guest ipvs|ipvs-absent|datapath-absent|datapath|ovs-kernel|ebpf-kernel|sriov|bench-ipvs|serve|clients|hold"
         );
         std::process::exit(2);
     };
@@ -70,6 +75,8 @@ fn main() {
     let result = match cmd.as_str() {
         "ipvs" => ipvs::run(),
         "ipvs-absent" => absent::run(),
+        "datapath-absent" => datapath::absent(),
+        "datapath" => datapath::run(),
         "ovs-kernel" => ovs::run(),
         "ebpf-kernel" => ebpf::run(),
         "sriov" => sriov::run(),

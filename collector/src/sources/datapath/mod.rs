@@ -1,0 +1,235 @@
+//! The `datapath` source: Open vSwitch's datapaths — lookups (hit, missed, lost), megaflows,
+//! masks and the masks cache, every datapath port's counters and, on the kernel, its upcalls;
+//! conntrack zone limits with their live counts — for either datapath, at scrape time:
+//!
+//! - **the kernel datapath** (`system@ovs-system`) over generic netlink, the `ovs_datapath`,
+//!   `ovs_vport` and `ovs_ct_limit` families (`kernel.rs`), as `ovs-dpctl show -s` reads
+//!   them. It does not need ovs-vswitchd: a hung or crashed ovs-vswitchd leaves the kernel's
+//!   figures readable, and they are still served.
+//! - **the userspace datapath** (`netdev@ovs-netdev`, which has no netlink interface) through
+//!   ovs-vswitchd's control socket: `dpctl/show -s` and `dpctl/ct-get-limits`, parsed by the
+//!   `vswitchd` source's parsers ([`crate::sources::vswitchd::parse`], the one model of a
+//!   datapath both read into).
+//!
+//! This source owns the `ovs_datapath_*` and `ovs_conntrack_zone_*` families, whichever way a
+//! datapath is read, so a dashboard asks one name for both datapaths.
+//!
+//! **Absent is not an error.** No `ovs_datapath` family (the `openvswitch` module is not
+//! loaded; looking the family up in a dump of every family never loads it) and no
+//! ovs-vswitchd is "unavailable". The daemon's own network namespace is read (a DaemonSet with
+//! `hostNetwork`).
+
+pub mod flags;
+pub mod kernel;
+
+mod encode;
+
+use crate::exposition::Writer;
+use crate::netlink::{Protocol, Socket};
+use crate::registry::{ScrapeRequest, Source, SourceError, Status, error_chain};
+use crate::unixctl::{self, Conn, UnixctlError};
+use kernel::KernelData;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::sources::vswitchd::parse::{Datapath, DpPort, PortStats, ZoneLimits};
+
+/// Settings of the source, from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Read the kernel datapath over netlink (`--collector.datapath.kernel`).
+    pub kernel: bool,
+    /// Open vSwitch's run directory and the control socket, as the `vswitchd` source finds it.
+    pub rundir: PathBuf,
+    pub socket: Option<PathBuf>,
+    pub max_reply: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error(
+        "no Open vSwitch datapath: the openvswitch module is not loaded and ovs-vswitchd is not running"
+    )]
+    Unavailable,
+    #[error("cannot open a generic netlink socket")]
+    Socket {
+        #[source]
+        source: crate::netlink::NetlinkError,
+    },
+    #[error("the kernel datapath")]
+    Kernel {
+        #[source]
+        source: kernel::ReadError,
+    },
+    #[error("the kernel datapath's reader thread failed: {reason}")]
+    Thread { reason: String },
+    #[error(transparent)]
+    Unixctl(#[from] UnixctlError),
+    #[error("cannot parse ovs-vswitchd's reply")]
+    Parse(#[from] crate::sources::vswitchd::parse::ParseError),
+}
+
+impl SourceError for DatapathError {
+    fn is_unavailable(&self) -> bool {
+        matches!(self, DatapathError::Unavailable)
+    }
+}
+
+/// How the source reads the kernel: [`Kernel`] (netlink) in the daemon, a captured read in
+/// tests (given through [`crate::sources::build::Readers`] as an `Arc<dyn Reader>`). `Ok(None)`:
+/// no `openvswitch` module. Each receive may wait `timeout`.
+pub trait Reader: Send + Sync + 'static {
+    fn read(&self, timeout: Duration) -> Result<Option<KernelData>, DatapathError>;
+}
+
+/// The kernel, over generic netlink, in the daemon's namespace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kernel;
+
+impl Reader for Kernel {
+    fn read(&self, timeout: Duration) -> Result<Option<KernelData>, DatapathError> {
+        let mut sock = Socket::open(Protocol::Generic, timeout)
+            .map_err(|source| DatapathError::Socket { source })?;
+        kernel::read(&mut sock).map_err(|source| DatapathError::Kernel { source })
+    }
+}
+
+/// What one scrape read.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The kernel's datapaths and zone limits (`None`: not read, or no module).
+    pub kernel: Option<KernelData>,
+    /// The datapaths ovs-vswitchd reports that the kernel read does not cover (the userspace
+    /// ones; all of them with `--no-collector.datapath.kernel`), each with its zone limits
+    /// where it has them.
+    pub vswitchd: Vec<(Datapath, Option<ZoneLimits>)>,
+    /// What failed (the scrape is then marked failed; what was read is served).
+    pub failures: Vec<String>,
+}
+
+pub struct DatapathSource {
+    cfg: Config,
+    reader: Arc<dyn Reader>,
+}
+
+impl DatapathSource {
+    pub fn new(cfg: Config, reader: Arc<dyn Reader>) -> Self {
+        DatapathSource { cfg, reader }
+    }
+
+    /// ovs-vswitchd's datapaths, except the kernel's when netlink reads them. `Ok(None)`:
+    /// ovs-vswitchd is not running.
+    async fn read_vswitchd(
+        &self,
+        deadline: tokio::time::Instant,
+        skip_system: bool,
+    ) -> Result<Option<Vec<(Datapath, Option<ZoneLimits>)>>, DatapathError> {
+        const DAEMON: &str = crate::sources::vswitchd::DAEMON;
+        let socket = match &self.cfg.socket {
+            Some(p) => p.clone(),
+            None => match unixctl::locate(&self.cfg.rundir, DAEMON).await {
+                Ok((p, _)) => p,
+                Err(e) if e.is_not_running() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let mut c = match Conn::connect(&socket, DAEMON, self.cfg.max_reply, deadline).await {
+            Ok(c) => c,
+            Err(e) if e.is_not_running() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let text = c.call("dpctl/show", &["-s"], deadline).await?;
+        let mut out = Vec::new();
+        for d in crate::sources::vswitchd::parse::dpctl_show(&text)? {
+            if skip_system && d.kind == "system" {
+                continue;
+            }
+            let limits = match crate::sources::vswitchd::optional(
+                &mut c,
+                "dpctl/ct-get-limits",
+                &[d.full_name().as_str()],
+                deadline,
+            )
+            .await?
+            {
+                Some(t) => Some(crate::sources::vswitchd::parse::ct_limits(&t)?),
+                None => None,
+            };
+            out.push((d, limits));
+        }
+        Ok(Some(out))
+    }
+}
+
+impl Source for DatapathSource {
+    type Snapshot = Snapshot;
+    type Error = DatapathError;
+
+    fn name(&self) -> &'static str {
+        flags::NAME
+    }
+
+    async fn fetch(&self, req: &ScrapeRequest) -> Result<Snapshot, DatapathError> {
+        let timeout = req
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(100));
+        let kernel = async {
+            if !self.cfg.kernel {
+                return Ok(None);
+            }
+            let reader = self.reader.clone();
+            tokio::task::spawn_blocking(move || reader.read(timeout))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(DatapathError::Thread {
+                        reason: e.to_string(),
+                    })
+                })
+        };
+        // Both at once: a slow ovs-vswitchd does not hold the kernel's figures back.
+        let (kernel, vswitchd) = tokio::join!(kernel, async {
+            // Which datapaths netlink covers is known only once it answered; the kernel's is
+            // skipped from ovs-vswitchd's reply whenever netlink is asked.
+            self.read_vswitchd(req.deadline, self.cfg.kernel).await
+        });
+        let mut s = Snapshot::default();
+        let mut kernel_present = false;
+        match kernel {
+            Ok(k) => {
+                kernel_present = k.is_some();
+                s.kernel = k;
+            }
+            Err(e) => s.failures.push(error_chain(&e)),
+        }
+        let mut vswitchd_present = false;
+        match vswitchd {
+            Ok(Some(v)) => {
+                vswitchd_present = true;
+                s.vswitchd = v;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                vswitchd_present = true;
+                s.failures.push(error_chain(&e));
+            }
+        }
+        if !kernel_present && !vswitchd_present && s.failures.is_empty() {
+            return Err(DatapathError::Unavailable);
+        }
+        Ok(s)
+    }
+
+    fn encode(&self, snapshot: &Snapshot, w: &mut Writer) {
+        encode::encode(snapshot, w);
+    }
+
+    fn status(&self, s: &Snapshot) -> Status {
+        if s.failures.is_empty() {
+            Status::Ok
+        } else {
+            Status::Failed(s.failures.join(", "))
+        }
+    }
+}
