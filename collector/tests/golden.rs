@@ -4,8 +4,9 @@
 //! ovsdb-server (a fake server on `<rundir>/db.sock`), an eBPF map snapshot and captured IPVS
 //! netlink replies (given through `sources::build::Readers`: these sources read the kernel),
 //! SR-IOV sysfs and cgroup trees and a CPU manager checkpoint (the sources' path flags), and a
-//! fake kubelet pod-resources server, and ovs-vswitchd's replies captured from a real one (a fake
-//! control socket on `<rundir>/ovs-vswitchd.ctl`). Only the daemon's own timings and build are normalized.
+//! fake kubelet pod-resources server, ovs-vswitchd's replies captured from a real one (a fake
+//! control socket on `<rundir>/ovs-vswitchd.ctl`), and the OVS kernel datapath's netlink replies
+//! captured in the lab. Only the daemon's own timings and build are normalized.
 //!
 //! Update the golden file with `DPC_UPDATE_GOLDEN=1 cargo test -p dataplane-collector --test golden`.
 
@@ -17,6 +18,7 @@ use clap::Parser;
 use common::Behavior;
 use dataplane_collector::cli::Cli;
 use dataplane_collector::sources::build::Readers;
+use dataplane_collector::sources::datapath;
 use dataplane_collector::sources::ebpf::Maps;
 use dataplane_collector::sources::ipvs::{self, IpvsError, ServiceData};
 use dataplane_collector::sources::sriov::tree;
@@ -90,6 +92,19 @@ fn promtool_check(text: &str) {
     common::promtool::check_metrics(text).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// The OVS kernel datapath as the kernel answered in the lab's capture
+/// (`fixtures/datapath/read.bin`).
+struct CapturedDatapath(Option<datapath::kernel::KernelData>);
+
+impl datapath::Reader for CapturedDatapath {
+    fn read(
+        &self,
+        _timeout: std::time::Duration,
+    ) -> Result<Option<datapath::kernel::KernelData>, datapath::DatapathError> {
+        Ok(self.0.clone())
+    }
+}
+
 /// IPVS as the kernel answered in the capture (`fixtures/ipvs/read.bin`), in every namespace.
 struct CapturedIpvs(Vec<ServiceData>);
 
@@ -113,6 +128,7 @@ const COLLECTORS: &[&str] = &[
     "kubepoddevice",
     "kubepodcpu",
     "vswitchd",
+    "datapath",
 ];
 
 #[tokio::test]
@@ -156,8 +172,14 @@ async fn metrics_output_matches_the_golden_file() {
     let services = common::ipvs::replay(&common::ipvs::datagrams())
         .unwrap_or_else(|e| panic!("the IPVS capture: {e}"));
     let maps = common::ebpf::snapshot(&common::demo_pod_ports());
+    let bin = std::fs::read(Path::new(common::FIXTURES).join("datapath/read.bin"))
+        .unwrap_or_else(|e| panic!("the datapath capture: {e}"));
+    let kernel = datapath::kernel::Replay::new(&bin)
+        .and_then(|mut r| datapath::kernel::read(&mut r).map_err(|e| format!("{e:?}")))
+        .unwrap_or_else(|e| panic!("the datapath capture: {e}"));
     let readers = Readers::default()
         .with::<Arc<dyn ipvs::Reader>>(Arc::new(CapturedIpvs(services)))
+        .with::<Arc<dyn datapath::Reader>>(Arc::new(CapturedDatapath(kernel)))
         .with::<Arc<dyn Maps>>(Arc::new(maps));
     // Every collector on fixtures; none reads this machine.
     let args = [
@@ -178,6 +200,7 @@ async fn metrics_output_matches_the_golden_file() {
         &kubecgroup,
         &cpucheckpoint,
         "--collector.vswitchd",
+        "--collector.datapath",
     ];
     let app = state_with(&args, dir.path(), readers);
     // The eBPF source names ports from the OVSDB replica as it stands, which the first scrape

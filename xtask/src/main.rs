@@ -5,6 +5,7 @@ mod bench;
 mod bench_ebpf;
 mod bench_flows;
 mod bench_ovsdb;
+mod bench_vswitchd;
 mod cycles;
 mod demo;
 mod deps;
@@ -50,7 +51,7 @@ enum Cmd {
         flows: Vec<usize>,
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
-        /// Only one group: openflow, ovsdb, ebpf, flows, lab.
+        /// Only one group: openflow, ovsdb, ebpf, flows, vswitchd, lab.
         #[arg(long)]
         only: Option<String>,
     },
@@ -104,6 +105,9 @@ fn main() -> Result<()> {
             }
             if want("flows") {
                 bench_flows::run(&out)?;
+            }
+            if want("vswitchd") {
+                bench_vswitchd::run(&out)?;
             }
             if want("lab") {
                 lab::bench(&out)?;
