@@ -7,6 +7,7 @@ pub mod ebpf;
 pub mod ipvs;
 pub mod openflow;
 pub mod ovsdb;
+pub mod ovsprocess;
 pub mod sriov;
 pub mod vswitchd;
 
@@ -20,4 +21,5 @@ pub const ALL: &[build::Descriptor] = &[
     sriov::flags::KUBEPODDEVICE,
     sriov::flags::KUBEPODCPU,
     vswitchd::flags::DESCRIPTOR,
+    ovsprocess::flags::DESCRIPTOR,
 ];
