@@ -14,7 +14,9 @@
 //! on this node, or both daemons exited cleanly, which removes the pidfiles): the source is
 //! unavailable. One pidfile missing: no series for that daemon. A pidfile whose pid is dead, or
 //! was reused by another program (its `comm` is not the daemon's): `ovs_process_up` 0 and no
-//! other series for that daemon — what a killed daemon leaves behind. A restarted daemon is
+//! other series for that daemon — what a killed daemon leaves behind; a zombie (exited, not yet
+//! reaped) is down too. A pidfile that does not hold a pid fails the scrape, and the other
+//! daemon is still read. A restarted daemon is
 //! followed at the next scrape (the pidfile is read every time).
 
 mod encode;
@@ -235,8 +237,9 @@ fn read_process(
 
     let path = dir.join("stat");
     match read_bounded(&path).and_then(|t| parsed(&path, parse::stat(&t))) {
-        // The pid was reused between reading comm and stat.
-        Ok(s) if !is_daemon(&s.comm, daemon) => return None,
+        // The pid was reused between reading comm and stat, or the daemon is a zombie (exited,
+        // not yet reaped: no memory, no descriptors left).
+        Ok(s) if !is_daemon(&s.comm, daemon) || s.is_dead() => return None,
         Ok(s) => {
             let tck = cfg.clk_tck as f64;
             f.user_seconds = Some(s.utime as f64 / tck);
@@ -319,17 +322,24 @@ impl Source for OvsprocessSource {
             return Err(OvsprocessError::NoRundir(rundir.clone()));
         }
         let mut pids = Vec::with_capacity(DAEMONS.len());
+        let mut bad = Vec::new();
         for daemon in DAEMONS {
             let pidfile = rundir.join(format!("{daemon}.pid"));
-            if let Some(pid) = unixctl::read_pidfile(&pidfile).await? {
-                pids.push((daemon, pid));
+            match unixctl::read_pidfile(&pidfile).await {
+                Ok(Some(pid)) => pids.push((daemon, pid)),
+                Ok(None) => {}
+                // The other daemon is still read.
+                Err(e) => bad.push(crate::registry::error_chain(&OvsprocessError::Pidfile(e))),
             }
         }
-        if pids.is_empty() {
+        if pids.is_empty() && bad.is_empty() {
             return Err(OvsprocessError::NoPidfiles(rundir.clone()));
         }
         let cfg = self.cfg.clone();
-        Ok(tokio::task::spawn_blocking(move || read_procfs(&cfg, &pids)).await?)
+        let mut s = tokio::task::spawn_blocking(move || read_procfs(&cfg, &pids)).await?;
+        bad.append(&mut s.failures);
+        s.failures = bad;
+        Ok(s)
     }
 
     fn encode(&self, snapshot: &Snapshot, w: &mut Writer) {
@@ -393,6 +403,55 @@ mod tests {
         let s = read_procfs(&c, &[("ovs-vswitchd", 19625), ("ovsdb-server", 1)]);
         assert!(s.failures.is_empty(), "{:?}", s.failures);
         assert!(s.processes.iter().all(|p| p.figures.is_none()));
+    }
+
+    #[tokio::test]
+    async fn a_bad_pidfile_fails_the_scrape_but_not_the_other_daemon() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let w = |f: &str, text: &str| {
+            std::fs::write(dir.path().join(f), text).unwrap_or_else(|e| panic!("{e}"));
+        };
+        w("ovs-vswitchd.pid", &"1".repeat(1000));
+        w("ovsdb-server.pid", "19625\n");
+        let mut c = cfg(&Path::new(FIX).join("proc"));
+        c.rundir = dir.path().to_owned();
+        let src = OvsprocessSource::new(c);
+        let req =
+            ScrapeRequest::new(tokio::time::Instant::now() + std::time::Duration::from_secs(5));
+        let before = crate::limits::count("pidfile_bytes");
+        let s = src.fetch(&req).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(crate::limits::count("pidfile_bytes") > before);
+        assert_eq!(s.failures.len(), 1, "{:?}", s.failures);
+        assert!(
+            s.failures[0].contains("ovs-vswitchd.pid"),
+            "{:?}",
+            s.failures
+        );
+        assert_eq!(s.processes.len(), 1);
+        assert_eq!(s.processes[0].daemon, "ovsdb-server");
+        assert!(s.processes[0].figures.is_some());
+
+        // Neither pidfile: unavailable; no run directory: unavailable.
+        std::fs::remove_file(dir.path().join("ovs-vswitchd.pid")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_file(dir.path().join("ovsdb-server.pid")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(src.fetch(&req).await.is_err_and(|e| e.is_unavailable()));
+        let gone = OvsprocessSource::new(cfg(dir.path()));
+        assert!(gone.fetch(&req).await.is_err_and(|e| e.is_unavailable()));
+    }
+
+    #[test]
+    fn a_zombie_is_down() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("7");
+        std::fs::create_dir_all(p.join("fd")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(p.join("comm"), "ovsdb-server\n").unwrap_or_else(|e| panic!("{e}"));
+        let stat = std::fs::read_to_string(Path::new(FIX).join("proc/19625/stat"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(p.join("stat"), stat.replacen(") S ", ") Z ", 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let s = read_procfs(&cfg(dir.path()), &[("ovsdb-server", 7)]);
+        assert!(s.failures.is_empty(), "{:?}", s.failures);
+        assert_eq!(s.processes[0].figures, None);
     }
 
     #[test]

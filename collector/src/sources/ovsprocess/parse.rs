@@ -44,6 +44,8 @@ fn bad(file: &'static str, field: &'static str, value: &str) -> ParseError {
 pub struct Stat {
     /// Field 2 without its parentheses (the kernel's `comm`, at most 15 bytes, any bytes but NUL).
     pub comm: String,
+    /// Field 3: `R`, `S`, `D`, `Z` (zombie), `X` (dead)…
+    pub state: char,
     /// Field 14: user-mode CPU time, in clock ticks.
     pub utime: u64,
     /// Field 15: kernel-mode CPU time, in clock ticks.
@@ -85,14 +87,31 @@ pub fn stat(text: &str) -> Result<Stat, ParseError> {
         })?;
         number(F, name, v)
     };
+    let state = match rest.first().map(|s| s.as_bytes()) {
+        Some(&[b]) if b.is_ascii_alphabetic() => char::from(b),
+        _ => {
+            return Err(ParseError::Malformed {
+                file: F,
+                reason: "no one-letter state after comm",
+            });
+        }
+    };
     Ok(Stat {
         comm,
+        state,
         utime: field(14, "utime")?,
         stime: field(15, "stime")?,
         num_threads: field(20, "num_threads")?,
         starttime: field(22, "starttime")?,
         vsize: field(23, "vsize")?,
     })
+}
+
+impl Stat {
+    /// A zombie (exited, not reaped yet) or dead task.
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
 }
 
 /// The figures of `/proc/PID/status` the source serves.
@@ -200,6 +219,7 @@ mod tests {
             s,
             Stat {
                 comm: "ovs-vswitchd".into(),
+                state: 'S',
                 utime: 0,
                 stime: 2,
                 num_threads: 6,
@@ -258,6 +278,8 @@ mod tests {
             ") 42 (",
             "x (ovs) S 1 2 3",
             "-1 (ovs) S",
+            "42 (ovs) SS 1 2 3 0 -1 4194624 2630 0 2 0 7 9 0 0 20 0 6 0 44486 1 4386",
+            "42 (ovs) 1 2 3 0 -1 4194624 2630 0 2 0 7 9 0 0 20 0 6 0 44486 1 4386 5",
             "42 (ovs) S 1 2 3 0 -1 4194624 2630 0 2 0 7", // truncated before stime
             "42 (ovs) S 1 2 3 0 -1 4194624 2630 0 2 0 x 9 0 0 20 0 6 0 44486 1 4386",
             "42 (ovs) S 1 2 3 0 -1 4194624 2630 0 2 0 -7 9 0 0 20 0 6 0 44486 1 4386",
