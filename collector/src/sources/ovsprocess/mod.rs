@@ -16,8 +16,8 @@
 //! was reused by another program (its `comm` is not the daemon's): `ovs_process_up` 0 and no
 //! other series for that daemon — what a killed daemon leaves behind; a zombie (exited, not yet
 //! reaped) is down too. A pidfile that does not hold a pid fails the scrape, and the other
-//! daemon is still read. A restarted daemon is
-//! followed at the next scrape (the pidfile is read every time).
+//! daemon is still read. A restarted daemon is followed at the next scrape (the pidfile is read
+//! every time).
 
 mod encode;
 pub mod flags;
