@@ -129,6 +129,7 @@ const COLLECTORS: &[&str] = &[
     "kubepodcpu",
     "vswitchd",
     "datapath",
+    "ovsprocess",
 ];
 
 #[tokio::test]
@@ -169,6 +170,21 @@ async fn metrics_output_matches_the_golden_file() {
         "--collector.kubepodcpu.cpucheckpoint={}",
         checkpoint.display()
     );
+    // ovsprocess: the pidfiles of the captured ovs-vswitchd and ovsdb-server, whose /proc/PID
+    // files (and fd links) are in the fixture procfs tree.
+    let ovsprocess = Path::new(common::FIXTURES).join("ovsprocess");
+    for (daemon, pid) in [("ovs-vswitchd", 19628), ("ovsdb-server", 19625)] {
+        std::fs::write(dir.path().join(format!("{daemon}.pid")), format!("{pid}\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let procfs = format!(
+        "--collector.ovsprocess.procfs={}",
+        ovsprocess.join("proc").display()
+    );
+    let db_file = format!(
+        "--collector.ovsprocess.db-file={}",
+        ovsprocess.join("conf.db").display()
+    );
     let services = common::ipvs::replay(&common::ipvs::datagrams())
         .unwrap_or_else(|e| panic!("the IPVS capture: {e}"));
     let maps = common::ebpf::snapshot(&common::demo_pod_ports());
@@ -201,6 +217,9 @@ async fn metrics_output_matches_the_golden_file() {
         &cpucheckpoint,
         "--collector.vswitchd",
         "--collector.datapath",
+        "--collector.ovsprocess",
+        &procfs,
+        &db_file,
     ];
     let app = state_with(&args, dir.path(), readers);
     // The eBPF source names ports from the OVSDB replica as it stands, which the first scrape

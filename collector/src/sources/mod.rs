@@ -8,6 +8,7 @@ pub mod ebpf;
 pub mod ipvs;
 pub mod openflow;
 pub mod ovsdb;
+pub mod ovsprocess;
 pub mod sriov;
 pub mod vswitchd;
 
@@ -22,4 +23,5 @@ pub const ALL: &[build::Descriptor] = &[
     sriov::flags::KUBEPODCPU,
     datapath::flags::DESCRIPTOR,
     vswitchd::flags::DESCRIPTOR,
+    ovsprocess::flags::DESCRIPTOR,
 ];
