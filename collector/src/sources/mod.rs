@@ -3,6 +3,7 @@
 //! constructor). Adding a source is its folder and one line in [`ALL`].
 
 pub mod build;
+pub mod conntrack;
 pub mod ebpf;
 pub mod ipvs;
 pub mod openflow;
@@ -20,4 +21,5 @@ pub const ALL: &[build::Descriptor] = &[
     sriov::flags::KUBEPODDEVICE,
     sriov::flags::KUBEPODCPU,
     vswitchd::flags::DESCRIPTOR,
+    conntrack::flags::DESCRIPTOR,
 ];
