@@ -5,7 +5,8 @@
 //! netlink replies (given through `sources::build::Readers`: these sources read the kernel),
 //! SR-IOV sysfs and cgroup trees and a CPU manager checkpoint (the sources' path flags), and a
 //! fake kubelet pod-resources server, and ovs-vswitchd's replies captured from a real one (a fake
-//! control socket on `<rundir>/ovs-vswitchd.ctl`). Only the daemon's own timings and build are normalized.
+//! control socket on `<rundir>/ovs-vswitchd.ctl`), and conntrack's ctnetlink replies captured
+//! from this host's kernel. Only the daemon's own timings and build are normalized.
 //!
 //! Update the golden file with `DPC_UPDATE_GOLDEN=1 cargo test -p dataplane-collector --test golden`.
 
@@ -17,6 +18,7 @@ use clap::Parser;
 use common::Behavior;
 use dataplane_collector::cli::Cli;
 use dataplane_collector::sources::build::Readers;
+use dataplane_collector::sources::conntrack::{self, ConntrackError};
 use dataplane_collector::sources::ebpf::Maps;
 use dataplane_collector::sources::ipvs::{self, IpvsError, ServiceData};
 use dataplane_collector::sources::sriov::tree;
@@ -103,6 +105,15 @@ impl ipvs::Reader for CapturedIpvs {
     }
 }
 
+/// conntrack as the kernel answered in the capture (`fixtures/conntrack/read.bin`).
+struct CapturedConntrack(conntrack::Snapshot);
+
+impl conntrack::Reader for CapturedConntrack {
+    fn read(&self, _timeout: std::time::Duration) -> Result<conntrack::Snapshot, ConntrackError> {
+        Ok(self.0.clone())
+    }
+}
+
 /// Every collector, each on fixtures captured from a real system (see `tests/fixtures`).
 const COLLECTORS: &[&str] = &[
     "openflow",
@@ -113,6 +124,7 @@ const COLLECTORS: &[&str] = &[
     "kubepoddevice",
     "kubepodcpu",
     "vswitchd",
+    "conntrack",
 ];
 
 #[tokio::test]
@@ -155,10 +167,13 @@ async fn metrics_output_matches_the_golden_file() {
     );
     let services = common::ipvs::replay(&common::ipvs::datagrams())
         .unwrap_or_else(|e| panic!("the IPVS capture: {e}"));
+    let conntrack = common::conntrack::replay(&common::conntrack::datagrams())
+        .unwrap_or_else(|e| panic!("the conntrack capture: {e}"));
     let maps = common::ebpf::snapshot(&common::demo_pod_ports());
     let readers = Readers::default()
         .with::<Arc<dyn ipvs::Reader>>(Arc::new(CapturedIpvs(services)))
-        .with::<Arc<dyn Maps>>(Arc::new(maps));
+        .with::<Arc<dyn Maps>>(Arc::new(maps))
+        .with::<Arc<dyn conntrack::Reader>>(Arc::new(CapturedConntrack(conntrack)));
     // Every collector on fixtures; none reads this machine.
     let args = [
         "--collector.disable-defaults",
@@ -178,6 +193,7 @@ async fn metrics_output_matches_the_golden_file() {
         &kubecgroup,
         &cpucheckpoint,
         "--collector.vswitchd",
+        "--collector.conntrack",
     ];
     let app = state_with(&args, dir.path(), readers);
     // The eBPF source names ports from the OVSDB replica as it stands, which the first scrape
