@@ -31,7 +31,9 @@ fn conntrack_s() -> (BTreeMap<(String, u16), BTreeMap<String, u64>>, u64) {
         let mut cpu = None;
         let mut values = BTreeMap::new();
         for w in line.split_whitespace() {
-            let Some((k, v)) = w.split_once('=') else { continue };
+            let Some((k, v)) = w.split_once('=') else {
+                continue;
+            };
             let v: u64 = v.parse().unwrap_or_else(|e| panic!("{w}: {e}"));
             if k == "cpu" {
                 cpu = Some(v as u16);
@@ -39,7 +41,10 @@ fn conntrack_s() -> (BTreeMap<(String, u16), BTreeMap<String, u64>>, u64) {
                 values.insert(k.to_owned(), v);
             }
         }
-        out.insert((section.clone(), cpu.unwrap_or_else(|| panic!("{line}"))), values);
+        out.insert(
+            (section.clone(), cpu.unwrap_or_else(|| panic!("{line}"))),
+            values,
+        );
     }
     (out, count.unwrap_or_else(|| panic!("no count in {text}")))
 }
@@ -49,7 +54,11 @@ fn a_captured_read_equals_conntrack_s() {
     let snap = replay(&datagrams()).unwrap_or_else(|e| panic!("{e}"));
     let (tool, count) = conntrack_s();
     assert_eq!(u64::from(snap.entries), count);
-    assert_eq!(snap.max_entries, Some(262_144), "nf_conntrack_max at capture");
+    assert_eq!(
+        snap.max_entries,
+        Some(262_144),
+        "nf_conntrack_max at capture"
+    );
     let mut compared = 0;
     for (section, stats, cpus) in [
         ("conntrack -S", CT_STATS, &snap.cpus),
@@ -74,7 +83,10 @@ fn a_captured_read_equals_conntrack_s() {
         }
     }
     assert_eq!(compared, 2 * 10 + 2 * 3);
-    assert!(snap.cpus[0].values[3].is_some_and(|v| v > 0), "invalid was made nonzero");
+    assert!(
+        snap.cpus[0].values[3].is_some_and(|v| v > 0),
+        "invalid was made nonzero"
+    );
 }
 
 #[tokio::test]

@@ -51,8 +51,14 @@ pub fn replies(datagrams: &[Vec<u8>]) -> Result<Vec<Vec<Message<'_>>>, ParseErro
 pub fn replay(datagrams: &[Vec<u8>]) -> Result<Snapshot, ParseError> {
     let r = replies(datagrams)?;
     assert_eq!(r.len(), 3, "three replies");
-    let cpus = r[0].iter().map(parse::parse_ct_cpu).collect::<Result<_, _>>()?;
-    let expect = r[1].iter().map(parse::parse_exp_cpu).collect::<Result<_, _>>()?;
+    let cpus = r[0]
+        .iter()
+        .map(parse::parse_ct_cpu)
+        .collect::<Result<_, _>>()?;
+    let expect = r[1]
+        .iter()
+        .map(parse::parse_exp_cpu)
+        .collect::<Result<_, _>>()?;
     assert_eq!(r[2].len(), 1, "one global statistics message");
     let g = parse::parse_global(&r[2][0])?;
     Ok(Snapshot {
