@@ -4,7 +4,7 @@
 //! One family per statistic, `conntrack_<name>_total{cpu}`, with the kernel's name of it (as
 //! `conntrack -S` prints it): node_exporter's `node_nf_conntrack_stat_<name>` is the sum over
 //! CPUs. A statistic the kernel did not send (the obsolete `searched`, `new`, `ignore`,
-//! `delete`, `delete_list` on Linux 4.10 and later) has no family.
+//! `delete`, `delete_list` on current kernels) has no family.
 
 use super::Snapshot;
 use super::parse::{CT_STATS, CpuStats, EXP_STATS, Stat};

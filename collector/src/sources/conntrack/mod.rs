@@ -84,8 +84,8 @@ pub struct Snapshot {
     pub expect: Vec<CpuStats>,
     /// Entries in the table now.
     pub entries: u32,
-    /// The table's limit: `CTA_STATS_GLOBAL_MAX_ENTRIES`, or on kernels before 4.19
-    /// `/proc/sys/net/netfilter/nf_conntrack_max`.
+    /// The table's limit: `CTA_STATS_GLOBAL_MAX_ENTRIES`, or, from older kernels that do not send
+    /// it, `/proc/sys/net/netfilter/nf_conntrack_max`.
     pub max_entries: Option<u64>,
 }
 

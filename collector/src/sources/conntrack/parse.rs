@@ -10,9 +10,9 @@
 //!   possible CPU with `CTA_STATS_*` (`ctnetlink_ct_stat_cpu_fill_info`, `nla_put_be32`).
 //! - `IPCTNL_MSG_EXP_GET_STATS_CPU` (subsystem `NFNL_SUBSYS_CTNETLINK_EXP`): a dump, one message
 //!   per CPU with `CTA_STATS_EXP_*` (expectations: the helpers' related connections).
-//! - `IPCTNL_MSG_CT_GET_STATS`: one message with `CTA_STATS_GLOBAL_ENTRIES` and, since Linux
-//!   4.19, `CTA_STATS_GLOBAL_MAX_ENTRIES` (`ctnetlink_stat_ct`). Sent with `NLM_F_ACK` so the
-//!   reply ends with an acknowledgement, like a dump ends with `NLMSG_DONE`.
+//! - `IPCTNL_MSG_CT_GET_STATS`: one message with `CTA_STATS_GLOBAL_ENTRIES` and, on newer
+//!   kernels, `CTA_STATS_GLOBAL_MAX_ENTRIES` (`ctnetlink_stat_ct`). Sent with `NLM_F_ACK` so
+//!   the reply ends with an acknowledgement, like a dump ends with `NLMSG_DONE`.
 //!
 //! Every attribute of `include/uapi/linux/netfilter/nfnetlink_conntrack.h` is decoded; one this
 //! table does not know (a newer kernel's) is skipped. Values are read big-endian whether or not
@@ -49,7 +49,7 @@ pub struct Stat {
     pub name: &'static str,
     /// The metric's help.
     pub help: &'static str,
-    /// The kernel defines the attribute but has stopped sending it (Linux 4.10 and later).
+    /// The kernel defines the attribute but has stopped sending it (6.18 sends none of them).
     pub obsolete: bool,
 }
 
@@ -184,7 +184,7 @@ pub struct CpuStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Global {
     pub entries: u32,
-    /// `None` before Linux 4.19, which did not send it.
+    /// `None` from older kernels, which do not send it.
     pub max_entries: Option<u32>,
 }
 
