@@ -13,8 +13,11 @@ use dataplane_collector::sources::conntrack::parse::{self, CT_STATS, EXP_STATS};
 use dataplane_collector::sources::conntrack::{ConntrackSource, Snapshot};
 use std::collections::BTreeMap;
 
-/// `conntrack -S`'s `name=value` words, by section and CPU.
-fn conntrack_s() -> (BTreeMap<(String, u16), BTreeMap<String, u64>>, u64) {
+/// `conntrack -S`'s `name=value` words by (section, CPU).
+type ToolStats = BTreeMap<(String, u16), BTreeMap<String, u64>>;
+
+/// `conntrack -S`'s and `conntrack -S expect`'s statistics, and `conntrack -C`'s count.
+fn conntrack_s() -> (ToolStats, u64) {
     let text = String::from_utf8(fixture("conntrack-S.txt")).unwrap_or_default();
     let mut out = BTreeMap::new();
     let mut section = String::new();
