@@ -3,6 +3,7 @@
 //! constructor). Adding a source is its folder and one line in [`ALL`].
 
 pub mod build;
+pub mod conntrack;
 pub mod datapath;
 pub mod ebpf;
 pub mod ipvs;
@@ -24,4 +25,5 @@ pub const ALL: &[build::Descriptor] = &[
     datapath::flags::DESCRIPTOR,
     vswitchd::flags::DESCRIPTOR,
     ovsprocess::flags::DESCRIPTOR,
+    conntrack::flags::DESCRIPTOR,
 ];
