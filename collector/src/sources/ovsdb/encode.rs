@@ -180,7 +180,7 @@ pub fn series_for(key: &str) -> (&'static str, Option<(&'static str, String)>) {
 }
 
 /// Label sets: `bridge`, `port`, `interface`, then `pod` and `namespace` when known.
-fn labels(ifaces: &[(InterfaceView<'_>, Attribution)]) -> LabelArena {
+pub(super) fn labels(ifaces: &[(InterfaceView<'_>, Attribution)]) -> LabelArena {
     let mut arena = LabelArena::with_capacity(ifaces.len(), ifaces.len() * 96);
     for (v, a) in ifaces {
         arena

@@ -466,3 +466,295 @@ fn per_iface(
         w.sample(name).labels_raw(arena.get(i)).value_f64(v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ovsdb::Replica;
+
+    const CAPTURE: &str = include_str!("../../../tests/fixtures/ovsdb/health-updates.jsonl");
+
+    /// The replica after the monitor reply and the first `updates` notifications of the
+    /// capture (all of them for `None`).
+    fn replica(updates: Option<usize>) -> Replica {
+        let mut r = Replica::default();
+        let mut lines = CAPTURE.lines().filter(|l| !l.trim().is_empty());
+        let reply: serde_json::Value = serde_json::from_str(lines.next().unwrap_or("{}"))
+            .unwrap_or_else(|e| panic!("monitor reply: {e}"));
+        assert_eq!(r.apply_json(reply["result"].to_string().as_bytes()), Ok(()));
+        for l in lines.take(updates.unwrap_or(usize::MAX)) {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+            assert_eq!(v["method"], "update");
+            assert_eq!(r.apply_json(v["params"][1].to_string().as_bytes()), Ok(()));
+        }
+        r
+    }
+
+    fn iface<'a>(r: &'a Replica, name: &str) -> &'a crate::ovsdb::Interface {
+        r.interfaces
+            .values()
+            .find(|i| i.name == name)
+            .unwrap_or_else(|| panic!("no interface {name}"))
+    }
+
+    #[test]
+    fn bfd_from_the_capture() {
+        let before = replica(Some(0));
+        assert_eq!(
+            bfd(&iface(&before, "va").bfd_status),
+            Some(Bfd {
+                state: Some("up"),
+                remote_state: Some("up"),
+                forwarding: Some(true),
+                flaps: Some(5),
+                diagnostic: Some("Control Detection Time Expired".to_owned()),
+            })
+        );
+        // BFD off: no state at all.
+        assert_eq!(bfd(&iface(&before, "gnv0").bfd_status), None);
+        let after = replica(None);
+        let va = bfd(&iface(&after, "va").bfd_status);
+        assert_eq!(
+            va.as_ref().map(|b| (b.state, b.remote_state, b.forwarding, b.flaps)),
+            Some((Some("down"), Some("down"), Some(false), Some(6)))
+        );
+        // vb had BFD turned off.
+        assert_eq!(bfd(&iface(&after, "vb").bfd_status), None);
+    }
+
+    #[test]
+    fn cfm_from_the_capture() {
+        let before = replica(Some(0));
+        let va = cfm(iface(&before, "va"));
+        assert_eq!(
+            va,
+            Some(Cfm {
+                fault: false,
+                reasons: vec![],
+                health_ratio: Some(0.95),
+                flaps: Some(2),
+                remote_up: Some(true),
+            })
+        );
+        assert_eq!(cfm(iface(&before, "gnv0")), None);
+        let after = replica(None);
+        let va = cfm(iface(&after, "va"));
+        assert_eq!(
+            va,
+            Some(Cfm {
+                fault: true,
+                reasons: vec!["recv"],
+                health_ratio: Some(0.0),
+                flaps: Some(3),
+                remote_up: Some(true),
+            })
+        );
+        // vb had CFM turned off.
+        assert_eq!(cfm(iface(&after, "vb")), None);
+    }
+
+    #[test]
+    fn tunnels_from_the_capture() {
+        let before = replica(Some(0));
+        assert_eq!(
+            tunnel_egress(&iface(&before, "gnv0").status),
+            Some((true, Some("lo")))
+        );
+        assert_eq!(
+            tunnel_egress(&iface(&before, "gnv1").status),
+            Some((true, Some("ea")))
+        );
+        // No route: no egress, no series. A system interface: only tunnel keys are kept.
+        assert_eq!(tunnel_egress(&iface(&before, "vx0").status), None);
+        assert!(iface(&before, "va").status.is_empty());
+        let after = replica(None);
+        assert_eq!(
+            tunnel_egress(&iface(&after, "gnv1").status),
+            Some((false, Some("ea")))
+        );
+    }
+
+    #[test]
+    fn config_from_the_capture() {
+        let r = replica(None);
+        let row = r.open_vswitch().expect("the Open_vSwitch row");
+        assert_eq!(
+            config(row),
+            Config {
+                hw_offload: Some(true),
+                tc_policy: Some("skip_sw"),
+                handler_threads: Some(2),
+                revalidator_threads: None,
+                flow_limit: Some(12345),
+                // "bogus": not served.
+                max_idle_ms: None,
+            }
+        );
+        // Nothing set: OVS's defaults, no thread counts.
+        assert_eq!(
+            config(&OpenVswitch::default()),
+            Config {
+                hw_offload: Some(false),
+                tc_policy: Some("none"),
+                handler_threads: None,
+                revalidator_threads: None,
+                flow_limit: Some(200_000),
+                max_idle_ms: Some(10_000),
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_settings_are_no_series() {
+        let row = |pairs: &[(&str, &str)]| OpenVswitch {
+            other_config: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        for bad in [
+            "", " 1", "1 ", "+1", "-1", "0x10", "1e3", "1.5", "4294967296", "99999999999",
+            "١٢", "12345678901234567890123",
+        ] {
+            let c = config(&row(&[
+                ("flow-limit", bad),
+                ("max-idle", bad),
+                ("n-handler-threads", bad),
+                ("n-revalidator-threads", bad),
+                ("hw-offload", bad),
+                ("tc-policy", bad),
+            ]));
+            assert_eq!(c, Config::default(), "{bad:?}");
+        }
+        let c = config(&row(&[
+            ("flow-limit", "4294967295"),
+            ("max-idle", "0"),
+            ("n-handler-threads", "0"),
+            ("n-revalidator-threads", "3"),
+            ("hw-offload", "TRUE"),
+            ("tc-policy", "skip_hw"),
+        ]));
+        assert_eq!(
+            c,
+            Config {
+                hw_offload: Some(true),
+                tc_policy: Some("skip_hw"),
+                handler_threads: None,
+                revalidator_threads: Some(3),
+                flow_limit: Some(4_294_967_295),
+                max_idle_ms: Some(0),
+            }
+        );
+        // A tc-policy OVS does not know, in another case: not served.
+        assert_eq!(config(&row(&[("tc-policy", "SKIP_SW")])).tc_policy, None);
+    }
+
+    #[test]
+    fn malformed_interface_values_are_no_series() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let b = bfd(&map(&[
+            ("state", "UP"),
+            ("remote_state", "sideways"),
+            ("forwarding", "yes"),
+            ("flap_count", "-1"),
+        ]));
+        assert_eq!(b, Some(Bfd::default()));
+        let b = bfd(&map(&[("flap_count", "99999999999999999999999")]));
+        assert_eq!(b.and_then(|b| b.flaps), None);
+        let b = bfd(&map(&[("flap_count", "18446744073709551615")]));
+        assert_eq!(b.and_then(|b| b.flaps), Some(u64::MAX));
+        let i = crate::ovsdb::Interface {
+            name: "x".into(),
+            cfm_fault: Some(true),
+            cfm_fault_status: vec!["recv".into(), "cosmic-rays".into()],
+            cfm_health: Some(101),
+            cfm_flap_count: Some(-4),
+            cfm_remote_opstate: Some("maybe".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            cfm(&i),
+            Some(Cfm {
+                fault: true,
+                reasons: vec!["recv"],
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            tunnel_egress(&map(&[
+                ("tunnel_egress_iface", "eth0"),
+                ("tunnel_egress_iface_carrier", "sort of")
+            ])),
+            None
+        );
+        assert_eq!(
+            tunnel_egress(&map(&[("tunnel_egress_iface_carrier", "down")])),
+            Some((false, None))
+        );
+    }
+
+    /// The series a scrape serves from the capture, before and after.
+    #[test]
+    fn encodes_the_capture() {
+        let render = |r: &Replica| -> String {
+            let views = r.interfaces();
+            let ifaces: Vec<(InterfaceView<'_>, Attribution)> = views
+                .into_iter()
+                .map(|v| (v, Attribution::default()))
+                .collect();
+            let arena = super::super::encode::labels(&ifaces);
+            let mut w = Writer::new();
+            encode_config(&mut w, r.open_vswitch());
+            encode_interfaces(&mut w, &ifaces, &arena);
+            w.into_string()
+        };
+        let before = render(&replica(Some(0)));
+        let after = render(&replica(None));
+        let has = |text: &str, line: &str| text.lines().any(|l| l == line);
+        for line in [
+            "ovs_config_hw_offload 1",
+            "ovs_config_flow_limit 12345",
+            "ovs_config_handler_threads 2",
+            "ovs_config_tc_policy_info{policy=\"skip_sw\"} 1",
+            "ovs_interface_bfd_state{bridge=\"bra\",port=\"va\",interface=\"va\",state=\"up\"} 1",
+            "ovs_interface_bfd_state{bridge=\"bra\",port=\"va\",interface=\"va\",state=\"down\"} 0",
+            "ovs_interface_bfd_forwarding{bridge=\"bra\",port=\"va\",interface=\"va\"} 1",
+            "ovs_interface_bfd_flaps_total{bridge=\"bra\",port=\"va\",interface=\"va\"} 5",
+            "ovs_interface_cfm_health_ratio{bridge=\"bra\",port=\"va\",interface=\"va\"} 0.95",
+            "ovs_interface_cfm_fault{bridge=\"bra\",port=\"va\",interface=\"va\"} 0",
+            "ovs_interface_tunnel_egress_carrier{bridge=\"bra\",port=\"gnv1\",interface=\"gnv1\",egress_interface=\"ea\"} 1",
+            "ovs_interface_tunnel_egress_carrier{bridge=\"bra\",port=\"gnv0\",interface=\"gnv0\",egress_interface=\"lo\"} 1",
+        ] {
+            assert!(has(&before, line), "{line} not in\n{before}");
+        }
+        for line in [
+            "ovs_interface_bfd_state{bridge=\"bra\",port=\"va\",interface=\"va\",state=\"down\"} 1",
+            "ovs_interface_bfd_state{bridge=\"bra\",port=\"va\",interface=\"va\",state=\"up\"} 0",
+            "ovs_interface_bfd_flaps_total{bridge=\"bra\",port=\"va\",interface=\"va\"} 6",
+            "ovs_interface_cfm_fault{bridge=\"bra\",port=\"va\",interface=\"va\"} 1",
+            "ovs_interface_cfm_fault_status{bridge=\"bra\",port=\"va\",interface=\"va\",reason=\"recv\"} 1",
+            "ovs_interface_cfm_fault_status{bridge=\"bra\",port=\"va\",interface=\"va\",reason=\"rdi\"} 0",
+            "ovs_interface_cfm_health_ratio{bridge=\"bra\",port=\"va\",interface=\"va\"} 0",
+            "ovs_interface_cfm_flaps_total{bridge=\"bra\",port=\"va\",interface=\"va\"} 3",
+            "ovs_interface_tunnel_egress_carrier{bridge=\"bra\",port=\"gnv1\",interface=\"gnv1\",egress_interface=\"ea\"} 0",
+        ] {
+            assert!(has(&after, line), "{line} not in\n{after}");
+        }
+        // Malformed max-idle: no series; features off: no series for those interfaces.
+        for text in [&before, &after] {
+            assert!(!text.contains("ovs_config_max_idle_seconds"), "{text}");
+            assert!(!text.contains("ovs_config_revalidator_threads"), "{text}");
+            assert!(!text.contains("interface=\"vx0\""), "{text}");
+            assert!(!text.contains("interface=\"bra\""), "{text}");
+        }
+        assert!(!after.contains("interface=\"vb\""), "{after}");
+        // No Open_vSwitch row: no config series.
+        assert!(!render(&Replica::default()).contains("ovs_config_"));
+    }
+}
