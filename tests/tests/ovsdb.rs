@@ -629,15 +629,15 @@ fn records_the_golden_ovsdb_session() -> Result<()> {
     // Every port has its ofport and its statistics (ovs-vswitchd writes them every 5 s), and
     // the health columns are written.
     let deadline = Instant::now() + Duration::from_secs(20);
-    for (name, column) in [
-        (p0, "bfd_status"),
-        (p2, "cfm_fault"),
-        (&tunnel, "status:tunnel_egress_iface_carrier"),
+    for (name, column, want) in [
+        (p0, "bfd_status:state", "down"),
+        // No peer: CFM faults (`recv`) after 3.5 intervals.
+        (p2, "cfm_fault", "true"),
+        (&tunnel, "status:tunnel_egress_iface_carrier", "up"),
     ] {
         loop {
             let v = ovs.vsctl(&["--if-exists", "get", "Interface", name, column]);
-            let v = v.unwrap_or_default();
-            if !matches!(v.trim(), "" | "{}" | "[]") {
+            if v.unwrap_or_default().trim() == want {
                 break;
             }
             if Instant::now() > deadline {
