@@ -28,7 +28,11 @@ fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
 }
 
 fn ip(netns: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").arg("-n").arg(netns).args(args).output()?;
+    let out = Command::new("ip")
+        .arg("-n")
+        .arg(netns)
+        .args(args)
+        .output()?;
     if !out.status.success() {
         bail!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -58,14 +62,8 @@ fn wait_for(ovs: &Ovs, iface: &str, column: &str, want: impl Fn(&str) -> bool) -
 
 /// What `ovs-vsctl` says of `columns`, and a scrape taken between two identical readings of
 /// them (a sandwich: the values did not move while the scrape was taken).
-fn sandwich(
-    ovs: &Ovs,
-    d: &Daemon,
-    columns: &[(&str, &str)],
-) -> Result<(Vec<String>, Vec<Sample>)> {
-    let read = || -> Result<Vec<String>> {
-        columns.iter().map(|(i, c)| get(ovs, i, c)).collect()
-    };
+fn sandwich(ovs: &Ovs, d: &Daemon, columns: &[(&str, &str)]) -> Result<(Vec<String>, Vec<Sample>)> {
+    let read = || -> Result<Vec<String>> { columns.iter().map(|(i, c)| get(ovs, i, c)).collect() };
     for _ in 0..20 {
         let before = read()?;
         let s = scrape(d)?;
@@ -99,14 +97,24 @@ fn check_bfd(ovs: &Ovs, d: &Daemon, bridge: &str, iface: &str) -> Result<f64> {
     for st in BFD_STATES {
         let want = f64::from(u8::from(st == v[0]));
         let got = value(&s, "ovs_interface_bfd_state", &[l[0], l[1], ("state", st)]);
-        assert_eq!(got, Some(want), "{iface} state {st}: ovs-vsctl says {}", v[0]);
+        assert_eq!(
+            got,
+            Some(want),
+            "{iface} state {st}: ovs-vsctl says {}",
+            v[0]
+        );
         let want = f64::from(u8::from(st == v[3]));
         let got = value(
             &s,
             "ovs_interface_bfd_remote_state",
             &[l[0], l[1], ("state", st)],
         );
-        assert_eq!(got, Some(want), "{iface} remote {st}: ovs-vsctl says {}", v[3]);
+        assert_eq!(
+            got,
+            Some(want),
+            "{iface} remote {st}: ovs-vsctl says {}",
+            v[3]
+        );
     }
     assert_eq!(
         value(&s, "ovs_interface_bfd_forwarding", &l),
@@ -132,7 +140,10 @@ fn bfd_cfm_tunnels_and_datapath_settings() -> Result<()> {
     ovs.add_bridge("bra")?;
     ovs.add_bridge("brb")?;
     // A veth pair joins the bridges; BFD and CFM (extended: health) on both ends.
-    ip(&ns, &["link", "add", "hva", "type", "veth", "peer", "name", "hvb"])?;
+    ip(
+        &ns,
+        &["link", "add", "hva", "type", "veth", "peer", "name", "hvb"],
+    )?;
     ip(&ns, &["link", "set", "hva", "up"])?;
     ip(&ns, &["link", "set", "hvb", "up"])?;
     for (br, iface, mpid) in [("bra", "hva", "1"), ("brb", "hvb", "2")] {
@@ -153,7 +164,10 @@ fn bfd_cfm_tunnels_and_datapath_settings() -> Result<()> {
     }
     // Two geneve tunnels: to 127.0.0.1 (egress lo), and out of a veth whose peer we can take
     // down; a vxlan with no route (no egress: no series).
-    ip(&ns, &["link", "add", "hea", "type", "veth", "peer", "name", "heb"])?;
+    ip(
+        &ns,
+        &["link", "add", "hea", "type", "veth", "peer", "name", "heb"],
+    )?;
     ip(&ns, &["addr", "add", "10.77.0.1/24", "dev", "hea"])?;
     ip(&ns, &["link", "set", "hea", "up"])?;
     ip(&ns, &["link", "set", "heb", "up"])?;
@@ -312,7 +326,10 @@ fn bfd_cfm_tunnels_and_datapath_settings() -> Result<()> {
         Some(num(&v[1])? / 100.0)
     );
     let cfm_flaps = num(&v[2])?;
-    assert_eq!(value(&s, "ovs_interface_cfm_flaps_total", &l), Some(cfm_flaps));
+    assert_eq!(
+        value(&s, "ovs_interface_cfm_flaps_total", &l),
+        Some(cfm_flaps)
+    );
     assert_eq!(
         value(
             &s,
@@ -323,8 +340,12 @@ fn bfd_cfm_tunnels_and_datapath_settings() -> Result<()> {
     );
 
     // Tunnels: carrier up; egress lo and hea.
-    wait_for(&ovs, "gnv0", "status:tunnel_egress_iface_carrier", |v| v == "up")?;
-    wait_for(&ovs, "gnv1", "status:tunnel_egress_iface_carrier", |v| v == "up")?;
+    wait_for(&ovs, "gnv0", "status:tunnel_egress_iface_carrier", |v| {
+        v == "up"
+    })?;
+    wait_for(&ovs, "gnv1", "status:tunnel_egress_iface_carrier", |v| {
+        v == "up"
+    })?;
     let tun_cols = [
         ("gnv0", "status:tunnel_egress_iface"),
         ("gnv1", "status:tunnel_egress_iface"),
@@ -386,7 +407,10 @@ fn bfd_cfm_tunnels_and_datapath_settings() -> Result<()> {
         Some(1.0)
     );
     let cfm_flaps_after = num(&v[2])?;
-    assert!(cfm_flaps_after > cfm_flaps, "{cfm_flaps} -> {cfm_flaps_after}");
+    assert!(
+        cfm_flaps_after > cfm_flaps,
+        "{cfm_flaps} -> {cfm_flaps_after}"
+    );
     assert_eq!(
         value(&s, "ovs_interface_cfm_flaps_total", &l),
         Some(cfm_flaps_after)

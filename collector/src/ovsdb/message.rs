@@ -140,7 +140,9 @@ mod tests {
         };
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert!(
-            changes.iter().any(|c| matches!(c, Change::OpenVswitch(_, Some(o))
+            changes
+                .iter()
+                .any(|c| matches!(c, Change::OpenVswitch(_, Some(o))
                 if o.other_config.get("flow-limit").map(String::as_str) == Some("12345"))),
             "{changes:?}"
         );

@@ -205,9 +205,7 @@ impl<'de> Deserialize<'de> for Changes {
                 let mut out = Vec::new();
                 while let Some(table) = m.next_key::<std::borrow::Cow<'de, str>>()? {
                     match table.as_ref() {
-                        "Open_vSwitch" => {
-                            m.next_value_seed(rows(&mut out, Change::OpenVswitch))?
-                        }
+                        "Open_vSwitch" => m.next_value_seed(rows(&mut out, Change::OpenVswitch))?,
                         "Bridge" => m.next_value_seed(rows(&mut out, Change::Bridge))?,
                         "Port" => m.next_value_seed(rows(&mut out, Change::Port))?,
                         "Interface" => m.next_value_seed(rows(&mut out, Change::Interface))?,

@@ -516,7 +516,8 @@ mod tests {
         let after = replica(None);
         let va = bfd(&iface(&after, "va").bfd_status);
         assert_eq!(
-            va.as_ref().map(|b| (b.state, b.remote_state, b.forwarding, b.flaps)),
+            va.as_ref()
+                .map(|b| (b.state, b.remote_state, b.forwarding, b.flaps)),
             Some((Some("down"), Some("down"), Some(false), Some(6)))
         );
         // vb had BFD turned off.
@@ -614,8 +615,18 @@ mod tests {
                 .collect(),
         };
         for bad in [
-            "", " 1", "1 ", "+1", "-1", "0x10", "1e3", "1.5", "4294967296", "99999999999",
-            "١٢", "12345678901234567890123",
+            "",
+            " 1",
+            "1 ",
+            "+1",
+            "-1",
+            "0x10",
+            "1e3",
+            "1.5",
+            "4294967296",
+            "99999999999",
+            "١٢",
+            "12345678901234567890123",
         ] {
             let c = config(&row(&[
                 ("flow-limit", bad),
