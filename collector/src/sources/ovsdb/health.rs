@@ -768,4 +768,45 @@ mod tests {
         // No Open_vSwitch row: no config series.
         assert!(!render(&Replica::default()).contains("ovs_config_"));
     }
+
+    /// A malformed value is logged at debug level (key and value, the value cut short).
+    #[test]
+    fn malformed_values_are_logged() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut v) = self.0.lock() {
+                    v.extend_from_slice(b);
+                }
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let long = format!("bogus{}", "x".repeat(500));
+        let row = OpenVswitch {
+            other_config: [("max-idle".to_owned(), long)].into_iter().collect(),
+        };
+        let c = tracing::subscriber::with_default(subscriber, || config(&row));
+        assert_eq!(c.max_idle_ms, None);
+        let text = buf
+            .0
+            .lock()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
+        assert!(text.contains("DEBUG"), "{text}");
+        assert!(text.contains("max-idle"), "{text}");
+        assert!(text.contains("bogus"), "{text}");
+        assert!(!text.contains(&"x".repeat(LOG_VALUE_CHARS)), "{text}");
+    }
 }
