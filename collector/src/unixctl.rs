@@ -129,8 +129,8 @@ pub async fn locate(rundir: &Path, daemon: &str) -> Result<(PathBuf, Option<u32>
 
 /// The pid in a pidfile; `None` if there is no such file.
 pub async fn read_pidfile(path: &Path) -> Result<Option<u32>, UnixctlError> {
-    let bytes = match tokio::fs::read(path).await {
-        Ok(b) => b,
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(UnixctlError::Pidfile {
@@ -139,6 +139,21 @@ pub async fn read_pidfile(path: &Path) -> Result<Option<u32>, UnixctlError> {
             });
         }
     };
+    // One byte past the bound is enough to refuse it: a pidfile is never read whole.
+    let mut bytes = Vec::with_capacity(MAX_PIDFILE + 1);
+    if let Err(source) = file
+        .take(MAX_PIDFILE as u64 + 1)
+        .read_to_end(&mut bytes)
+        .await
+    {
+        return Err(UnixctlError::Pidfile {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    if bytes.len() > MAX_PIDFILE {
+        crate::limits::exceeded("pidfile_bytes");
+    }
     parse_pidfile(&bytes)
         .map(Some)
         .ok_or_else(|| UnixctlError::BadPidfile {

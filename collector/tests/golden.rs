@@ -6,7 +6,8 @@
 //! SR-IOV sysfs and cgroup trees and a CPU manager checkpoint (the sources' path flags), and a
 //! fake kubelet pod-resources server, ovs-vswitchd's replies captured from a real one (a fake
 //! control socket on `<rundir>/ovs-vswitchd.ctl`), and the OVS kernel datapath's netlink replies
-//! captured in the lab. Only the daemon's own timings and build are normalized.
+//! captured in the lab, and conntrack's ctnetlink replies captured from this host's kernel. Only
+//! the daemon's own timings and build are normalized.
 //!
 //! Update the golden file with `DPC_UPDATE_GOLDEN=1 cargo test -p dataplane-collector --test golden`.
 
@@ -18,6 +19,7 @@ use clap::Parser;
 use common::Behavior;
 use dataplane_collector::cli::Cli;
 use dataplane_collector::sources::build::Readers;
+use dataplane_collector::sources::conntrack::{self, ConntrackError};
 use dataplane_collector::sources::datapath;
 use dataplane_collector::sources::ebpf::Maps;
 use dataplane_collector::sources::ipvs::{self, IpvsError, ServiceData};
@@ -118,6 +120,15 @@ impl ipvs::Reader for CapturedIpvs {
     }
 }
 
+/// conntrack as the kernel answered in the capture (`fixtures/conntrack/read.bin`).
+struct CapturedConntrack(conntrack::Snapshot);
+
+impl conntrack::Reader for CapturedConntrack {
+    fn read(&self, _timeout: std::time::Duration) -> Result<conntrack::Snapshot, ConntrackError> {
+        Ok(self.0.clone())
+    }
+}
+
 /// Every collector, each on fixtures captured from a real system (see `tests/fixtures`).
 const COLLECTORS: &[&str] = &[
     "openflow",
@@ -129,6 +140,8 @@ const COLLECTORS: &[&str] = &[
     "kubepodcpu",
     "vswitchd",
     "datapath",
+    "ovsprocess",
+    "conntrack",
 ];
 
 #[tokio::test]
@@ -169,8 +182,25 @@ async fn metrics_output_matches_the_golden_file() {
         "--collector.kubepodcpu.cpucheckpoint={}",
         checkpoint.display()
     );
+    // ovsprocess: the pidfiles of the captured ovs-vswitchd and ovsdb-server, whose /proc/PID
+    // files (and fd links) are in the fixture procfs tree.
+    let ovsprocess = Path::new(common::FIXTURES).join("ovsprocess");
+    for (daemon, pid) in [("ovs-vswitchd", 19628), ("ovsdb-server", 19625)] {
+        std::fs::write(dir.path().join(format!("{daemon}.pid")), format!("{pid}\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let procfs = format!(
+        "--collector.ovsprocess.procfs={}",
+        ovsprocess.join("proc").display()
+    );
+    let db_file = format!(
+        "--collector.ovsprocess.db-file={}",
+        ovsprocess.join("conf.db").display()
+    );
     let services = common::ipvs::replay(&common::ipvs::datagrams())
         .unwrap_or_else(|e| panic!("the IPVS capture: {e}"));
+    let conntrack = common::conntrack::replay(&common::conntrack::datagrams())
+        .unwrap_or_else(|e| panic!("the conntrack capture: {e}"));
     let maps = common::ebpf::snapshot(&common::demo_pod_ports());
     let bin = std::fs::read(Path::new(common::FIXTURES).join("datapath/read.bin"))
         .unwrap_or_else(|e| panic!("the datapath capture: {e}"));
@@ -180,7 +210,8 @@ async fn metrics_output_matches_the_golden_file() {
     let readers = Readers::default()
         .with::<Arc<dyn ipvs::Reader>>(Arc::new(CapturedIpvs(services)))
         .with::<Arc<dyn datapath::Reader>>(Arc::new(CapturedDatapath(kernel)))
-        .with::<Arc<dyn Maps>>(Arc::new(maps));
+        .with::<Arc<dyn Maps>>(Arc::new(maps))
+        .with::<Arc<dyn conntrack::Reader>>(Arc::new(CapturedConntrack(conntrack)));
     // Every collector on fixtures; none reads this machine.
     let args = [
         "--collector.disable-defaults",
@@ -201,6 +232,10 @@ async fn metrics_output_matches_the_golden_file() {
         &cpucheckpoint,
         "--collector.vswitchd",
         "--collector.datapath",
+        "--collector.ovsprocess",
+        &procfs,
+        &db_file,
+        "--collector.conntrack",
     ];
     let app = state_with(&args, dir.path(), readers);
     // The eBPF source names ports from the OVSDB replica as it stands, which the first scrape

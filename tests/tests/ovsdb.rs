@@ -601,9 +601,52 @@ fn records_the_golden_ovsdb_session() -> Result<()> {
         "external_ids:pod_name=db-0",
         "external_ids:pod_namespace=storage",
     ])?;
-    // Every port has its ofport and its statistics (ovs-vswitchd writes them every 5 s).
+    // Health: BFD on one pod port (no peer: down), CFM on another (no peer: a fault), a
+    // geneve tunnel to 127.0.0.1 (egress `lo`, carrier up), and datapath settings.
+    ovs.vsctl(&["set", "Interface", p0, "bfd:enable=true"])?;
+    ovs.vsctl(&["set", "Interface", p2, "cfm_mpid=7"])?;
+    let tunnel = "gnv0".to_owned();
+    ovs.vsctl(&[
+        "add-port",
+        &bridge,
+        &tunnel,
+        "--",
+        "set",
+        "Interface",
+        &tunnel,
+        "type=geneve",
+        "options:remote_ip=127.0.0.1",
+        "ofport_request=10",
+    ])?;
+    ovs.vsctl(&[
+        "set",
+        "Open_vSwitch",
+        ".",
+        "other_config:flow-limit=150000",
+        "other_config:max-idle=15000",
+        "other_config:n-revalidator-threads=1",
+    ])?;
+    // Every port has its ofport and its statistics (ovs-vswitchd writes them every 5 s), and
+    // the health columns are written.
     let deadline = Instant::now() + Duration::from_secs(20);
-    for name in ports.iter().map(|(_, n)| n).chain([&bridge]) {
+    for (name, column, want) in [
+        (p0, "bfd_status:state", "down"),
+        // No peer: CFM faults (`recv`) after 3.5 intervals.
+        (p2, "cfm_fault", "true"),
+        (&tunnel, "status:tunnel_egress_iface_carrier", "up"),
+    ] {
+        loop {
+            let v = ovs.vsctl(&["--if-exists", "get", "Interface", name, column]);
+            if v.unwrap_or_default().trim() == want {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{name}: {column} never written");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    for name in ports.iter().map(|(_, n)| n).chain([&bridge, &tunnel]) {
         loop {
             let ofport = ovs.vsctl(&["get", "Interface", name, "ofport"])?;
             let stats = ovs.vsctl(&["get", "Interface", name, "statistics"])?;
@@ -656,8 +699,14 @@ fn records_the_golden_ovsdb_session() -> Result<()> {
     assert_eq!(bridges, [bridge.as_str()]);
     assert_eq!(
         result["Interface"].as_object().map(|o| o.len()),
-        Some(4),
-        "three ports and the bridge's own"
+        Some(5),
+        "three ports, the tunnel and the bridge's own"
+    );
+    assert!(
+        result["Open_vSwitch"]
+            .as_object()
+            .is_some_and(|o| o.len() == 1),
+        "{result}"
     );
     if std::env::var("DPC_UPDATE_FIXTURES").is_ok_and(|v| v == "1") {
         let dir = fixtures.join("ovsdb");

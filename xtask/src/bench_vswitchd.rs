@@ -114,7 +114,9 @@ struct Result_ {
 fn measure(bin: &Path) -> Result<Result_> {
     let ovs = Ovs::start()?;
     setup(&ovs)?;
-    let ctl = ovs.vswitchd_ctl().context("no ovs-vswitchd control socket")?;
+    let ctl = ovs
+        .vswitchd_ctl()
+        .context("no ovs-vswitchd control socket")?;
     let log = std::fs::File::create(ovs.rundir().join("daemon.log"))?;
     let child = Command::new(bin)
         .args([

@@ -34,6 +34,38 @@ pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
 /// Attribute type bits that are the type, not flags.
 pub const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
 
+/// The only version of the netfilter netlink header (`nfgenmsg.version`).
+pub const NFNETLINK_V0: u8 = 0;
+
+/// The netfilter netlink header of a message (`struct nfgenmsg`, 4 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NfGenMsg {
+    pub family: u8,
+    pub version: u8,
+    /// Big-endian on the wire; here in host order (ctnetlink's per-CPU statistics put the CPU
+    /// number here).
+    pub res_id: u16,
+}
+
+/// A netfilter netlink message's header and the attributes' bytes after it.
+pub fn nfgenmsg<'a>(msg: &Message<'a>) -> Result<(NfGenMsg, &'a [u8]), FrameError> {
+    let p = msg.payload;
+    if p.len() < 4 {
+        return Err(FrameError::ShortNfgenHeader {
+            msg_type: msg.msg_type,
+            len: p.len(),
+        });
+    }
+    Ok((
+        NfGenMsg {
+            family: p[0],
+            version: p[1],
+            res_id: u16::from_be_bytes([p[2], p[3]]),
+        },
+        &p[4..],
+    ))
+}
+
 /// One netlink message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Message<'a> {
@@ -314,6 +346,14 @@ impl Request {
         self
     }
 
+    /// The netfilter netlink header (`nfgenmsg`): an address family (`AF_UNSPEC` for most
+    /// requests), [`NFNETLINK_V0`], and a resource id, which the kernel reads big-endian.
+    pub fn nfgen(mut self, family: u8, version: u8, res_id: u16) -> Request {
+        self.buf.extend_from_slice(&[family, version]);
+        self.buf.extend_from_slice(&res_id.to_be_bytes());
+        self
+    }
+
     /// A family's fixed header (`ifinfomsg`, `nfgenmsg`, ...), as bytes.
     pub fn header(mut self, bytes: &[u8]) -> Request {
         self.buf.extend_from_slice(bytes);
@@ -483,6 +523,42 @@ mod tests {
         assert_eq!(r.len(), 16 + 4 + 8 + 12);
         // A fixed header is padded to 4 bytes.
         assert_eq!(Request::new(18, 0, 1).header(&[0; 5]).finish().len(), 24);
+    }
+
+    #[test]
+    fn netfilter_requests_carry_a_big_endian_resource_id() {
+        let r = Request::dump(0x0104, 3)
+            .nfgen(2, NFNETLINK_V0, 0x0102)
+            .finish();
+        let m = only(&r);
+        assert_eq!((m.msg_type, m.flags), (0x0104, NLM_F_REQUEST | NLM_F_DUMP));
+        assert_eq!(m.payload, &[2, 0, 1, 2]);
+        assert_eq!(r.len(), 20);
+        let (h, rest) = nfgenmsg(&m).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            h,
+            NfGenMsg {
+                family: 2,
+                version: 0,
+                res_id: 0x0102
+            }
+        );
+        assert!(rest.is_empty());
+        let r = Request::new(0x0105, NLM_F_ACK, 4)
+            .nfgen(0, NFNETLINK_V0, 0)
+            .attr(1, &[9, 9, 9, 9])
+            .finish();
+        let m = only(&r);
+        let (_, rest) = nfgenmsg(&m).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(attrs(rest).count(), 1);
+        let short = crate::netlink::testing::message(0x0104, 0, 1, &[0, 0, 1]);
+        assert_eq!(
+            nfgenmsg(&only(&short)),
+            Err(FrameError::ShortNfgenHeader {
+                msg_type: 0x0104,
+                len: 3
+            })
+        );
     }
 
     #[test]

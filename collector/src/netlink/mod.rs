@@ -23,7 +23,9 @@ pub mod socket;
 pub(crate) mod testing;
 
 pub use dump::{Dump, DumpLimits};
-pub use frame::{Attr, DumpItem, Message, Request, attrs, dump_item, messages, push_attr};
+pub use frame::{
+    Attr, DumpItem, Message, NfGenMsg, Request, attrs, dump_item, messages, nfgenmsg, push_attr,
+};
 pub use socket::{Protocol, Socket};
 
 use nix::errno::Errno;
@@ -52,6 +54,8 @@ pub enum FrameError {
     },
     #[error("generic netlink header missing from a {len}-byte message of type {msg_type}")]
     ShortGenlHeader { msg_type: u16, len: usize },
+    #[error("netfilter netlink header missing from a {len}-byte message of type {msg_type}")]
+    ShortNfgenHeader { msg_type: u16, len: usize },
     #[error("unexpected generic netlink command {cmd} (expected {want})")]
     UnexpectedCommand { cmd: u8, want: u8 },
     #[error("error message of {len} bytes is too short for an errno")]

@@ -52,3 +52,11 @@ pub fn only(buf: &[u8]) -> Message<'_> {
     assert!(it.next().is_none(), "more than one message in {buf:?}");
     m.unwrap_or_else(|| panic!("no message in {buf:?}"))
 }
+
+/// A netfilter netlink message: `nfgenmsg` (family, version 0, `res_id` big-endian), attributes.
+pub fn nf_message(msg_type: u16, flags: u16, seq: u32, res_id: u16, attrs: &[u8]) -> Vec<u8> {
+    let mut body = vec![0, 0];
+    body.extend_from_slice(&res_id.to_be_bytes());
+    body.extend_from_slice(attrs);
+    finish(msg_type, flags, seq, &body)
+}

@@ -128,7 +128,9 @@ mod tests {
     #[test]
     fn monitor_reply_and_update_rows() {
         let reply = decode_json(json!({"id": 1, "error": null, "result": {
-            "Open_vSwitch": {"o": {"new": {"bridges": ["uuid", "b1"]}}},
+            "Open_vSwitch": {"o": {"new": {"bridges": ["uuid", "b1"],
+                "other_config": ["map", [["flow-limit", "12345"]]]}}},
+            "SSL": {"s": {"new": {"private_key": "x"}}},
             "Interface": {"i1": {"new": {"name": "p}{1", "ofport": 3,
                 "statistics": ["map", [["rx_bytes", 10], ["collisions", 0]]],
                 "unmonitored": ["map", [["x", ["set", [1.5]]]]]}}}
@@ -136,8 +138,17 @@ mod tests {
         let Ok(Message::Monitor(changes)) = reply else {
             panic!("{reply:?}")
         };
-        assert_eq!(changes.len(), 1, "{changes:?}");
-        let Change::Interface(uuid, Some(row)) = &changes[0] else {
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, Change::OpenVswitch(_, Some(o))
+                if o.other_config.get("flow-limit").map(String::as_str) == Some("12345"))),
+            "{changes:?}"
+        );
+        let Some(Change::Interface(uuid, Some(row))) =
+            changes.iter().find(|c| matches!(c, Change::Interface(..)))
+        else {
             panic!("{changes:?}")
         };
         assert_eq!(&**uuid, "i1");

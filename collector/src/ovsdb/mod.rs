@@ -1,4 +1,5 @@
-//! A small OVSDB (RFC 7047) client: JSON-RPC over `unix:` or `tcp:`, a `monitor` of the Bridge,
+//! A small OVSDB (RFC 7047) client: JSON-RPC over `unix:` or `tcp:`, a `monitor` of the
+//! Open_vSwitch row (`other_config`) and the Bridge,
 //! Port and Interface tables kept as a replica from pushed updates, and reconnection with
 //! backoff. No `ovs-vsctl`, no polling.
 //!

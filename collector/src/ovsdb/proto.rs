@@ -237,9 +237,19 @@ pub const INTERFACE_COLUMNS: &[&str] = &[
     "link_speed",
     "mtu",
     "error",
+    // Health: BFD, CFM, and `status` (kept only for a tunnel's egress carrier).
+    "bfd_status",
+    "cfm_fault",
+    "cfm_fault_status",
+    "cfm_health",
+    "cfm_flap_count",
+    "cfm_remote_opstate",
+    "status",
 ];
+/// The Open_vSwitch table (one row): only the settings in `other_config`.
+pub const OPEN_VSWITCH_COLUMNS: &[&str] = &["other_config"];
 
-/// `monitor` for the Bridge, Port and Interface tables of Open_vSwitch.
+/// `monitor` for the Open_vSwitch, Bridge, Port and Interface tables of Open_vSwitch.
 pub fn monitor_request(id: u64) -> Value {
     json!({
         "id": id,
@@ -248,6 +258,7 @@ pub fn monitor_request(id: u64) -> Value {
             "Open_vSwitch",
             "dataplane-collector",
             {
+                "Open_vSwitch": {"columns": OPEN_VSWITCH_COLUMNS},
                 "Bridge": {"columns": BRIDGE_COLUMNS},
                 "Port": {"columns": PORT_COLUMNS},
                 "Interface": {"columns": INTERFACE_COLUMNS},
@@ -519,6 +530,29 @@ pub mod datum {
     /// An integer column (an empty set is `None`).
     pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         Ok(Datum::deserialize(d)?.into_first().and_then(|a| a.as_i64()))
+    }
+
+    /// A boolean column that is an optional set (`cfm_fault`): `None` when empty or not a
+    /// boolean.
+    pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        Ok(match Datum::deserialize(d)?.into_first() {
+            Some(Atom::Bool(b)) => Some(b),
+            _ => None,
+        })
+    }
+
+    /// A set of strings (`cfm_fault_status`); atoms that are not strings skipped.
+    pub fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match Datum::deserialize(d)? {
+            Datum::Set(atoms) => atoms
+                .into_iter()
+                .filter_map(|a| match a {
+                    Atom::Str(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            Datum::Map(_) => Vec::new(),
+        })
     }
 
     /// A set of references: the UUIDs.
@@ -794,5 +828,35 @@ mod tests {
         assert!(r.u.is_empty());
         let r = row(json!({"i": ["set", [5]], "s": 12}));
         assert_eq!((r.i, r.s.as_deref()), (Some(5), Some("12")));
+    }
+
+    /// The health columns' types: an optional boolean and a set of strings.
+    #[test]
+    fn bool_and_string_set_types() {
+        #[derive(serde::Deserialize, Debug, Default)]
+        #[serde(default)]
+        struct Row {
+            #[serde(deserialize_with = "datum::opt_bool")]
+            b: Option<bool>,
+            #[serde(deserialize_with = "datum::strings")]
+            ss: Vec<String>,
+        }
+        let row = |v: Value| -> Row {
+            match from_slice(v.to_string().as_bytes()) {
+                Ok(r) => r,
+                Err(e) => panic!("{v}: {e}"),
+            }
+        };
+        let r = row(json!({"b": true, "ss": ["set", ["recv", "rdi"]]}));
+        assert_eq!((r.b, r.ss), (Some(true), vec!["recv".into(), "rdi".into()]));
+        let r = row(json!({"b": ["set", [false]], "ss": "maid"}));
+        assert_eq!((r.b, r.ss), (Some(false), vec!["maid".to_owned()]));
+        let r = row(json!({"b": ["set", []], "ss": ["set", []]}));
+        assert_eq!((r.b, r.ss.is_empty()), (None, true));
+        // Not a boolean, not strings: nothing, no error.
+        let r = row(json!({"b": "true", "ss": ["set", [1, "x", true]]}));
+        assert_eq!((r.b, r.ss), (None, vec!["x".to_owned()]));
+        let r = row(json!({"b": ["map", []], "ss": ["map", [["a", "b"]]]}));
+        assert_eq!((r.b, r.ss.is_empty()), (None, true));
     }
 }

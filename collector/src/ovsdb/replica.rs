@@ -61,6 +61,40 @@ pub struct Interface {
     pub mtu: Option<i64>,
     #[serde(deserialize_with = "datum::opt_string")]
     pub error: Option<String>,
+    /// BFD's state (`state`, `forwarding`, `flap_count`, …); empty when BFD is off.
+    #[serde(deserialize_with = "datum::string_map")]
+    pub bfd_status: BTreeMap<String, String>,
+    /// CFM: each of these is empty when CFM is off (or, for `cfm_health` and
+    /// `cfm_remote_opstate`, when OVS does not compute it).
+    #[serde(deserialize_with = "datum::opt_bool")]
+    pub cfm_fault: Option<bool>,
+    #[serde(deserialize_with = "datum::strings")]
+    pub cfm_fault_status: Vec<String>,
+    #[serde(deserialize_with = "datum::opt_i64")]
+    pub cfm_health: Option<i64>,
+    #[serde(deserialize_with = "datum::opt_i64")]
+    pub cfm_flap_count: Option<i64>,
+    #[serde(deserialize_with = "datum::opt_string")]
+    pub cfm_remote_opstate: Option<String>,
+    /// `status`, only its `tunnel_egress_iface*` keys (a tunnel's egress interface and its
+    /// carrier): the rest (driver names and versions) is not kept.
+    #[serde(deserialize_with = "tunnel_status")]
+    pub status: BTreeMap<String, String>,
+}
+
+/// The `tunnel_egress_iface*` keys of `status`.
+fn tunnel_status<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let mut m = datum::string_map(d)?;
+    m.retain(|k, _| k.starts_with("tunnel_egress_iface"));
+    Ok(m)
+}
+
+/// The Open_vSwitch table's row: ovs-vswitchd's settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct OpenVswitch {
+    #[serde(deserialize_with = "datum::string_map")]
+    pub other_config: BTreeMap<String, String>,
 }
 
 /// One table: rows by UUID. Rows and the table itself are shared (`Arc`): a snapshot for a
@@ -68,9 +102,11 @@ pub struct Interface {
 /// shallowly (keys and row pointers), never the rows it leaves alone.
 pub type Table<T> = Arc<HashMap<Arc<str>, Arc<T>>>;
 
-/// The Bridge, Port and Interface tables.
+/// The Open_vSwitch, Bridge, Port and Interface tables.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Replica {
+    /// One row in a sound database (see [`Replica::open_vswitch`]).
+    pub open_vswitch: Table<OpenVswitch>,
     pub bridges: Table<Bridge>,
     pub ports: Table<Port>,
     pub interfaces: Table<Interface>,
@@ -79,6 +115,7 @@ pub struct Replica {
 /// One decoded row change: the new row, or `None` for a deleted one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    OpenVswitch(Arc<str>, Option<Arc<OpenVswitch>>),
     Bridge(Arc<str>, Option<Arc<Bridge>>),
     Port(Arc<str>, Option<Arc<Port>>),
     Interface(Arc<str>, Option<Arc<Interface>>),
@@ -168,6 +205,7 @@ impl<'de> Deserialize<'de> for Changes {
                 let mut out = Vec::new();
                 while let Some(table) = m.next_key::<std::borrow::Cow<'de, str>>()? {
                     match table.as_ref() {
+                        "Open_vSwitch" => m.next_value_seed(rows(&mut out, Change::OpenVswitch))?,
                         "Bridge" => m.next_value_seed(rows(&mut out, Change::Bridge))?,
                         "Port" => m.next_value_seed(rows(&mut out, Change::Port))?,
                         "Interface" => m.next_value_seed(rows(&mut out, Change::Interface))?,
@@ -207,6 +245,7 @@ impl Replica {
     pub fn apply_changes(&mut self, changes: Vec<Change>) {
         for c in changes {
             match c {
+                Change::OpenVswitch(u, r) => set(&mut self.open_vswitch, u, r),
                 Change::Bridge(u, r) => set(&mut self.bridges, u, r),
                 Change::Port(u, r) => set(&mut self.ports, u, r),
                 Change::Interface(u, r) => set(&mut self.interfaces, u, r),
@@ -218,6 +257,16 @@ impl Replica {
     pub fn apply_json(&mut self, updates: &[u8]) -> Result<(), ProtoError> {
         self.apply_changes(decode(updates)?);
         Ok(())
+    }
+
+    /// The Open_vSwitch row: `None` unless there is exactly one (the schema allows at most
+    /// one; none before `ovs-vsctl init`).
+    pub fn open_vswitch(&self) -> Option<&OpenVswitch> {
+        let mut rows = self.open_vswitch.values();
+        match (rows.next(), rows.next()) {
+            (Some(r), None) => Some(r),
+            _ => None,
+        }
     }
 
     /// Bridge names, sorted.

@@ -3,11 +3,13 @@
 //! constructor). Adding a source is its folder and one line in [`ALL`].
 
 pub mod build;
+pub mod conntrack;
 pub mod datapath;
 pub mod ebpf;
 pub mod ipvs;
 pub mod openflow;
 pub mod ovsdb;
+pub mod ovsprocess;
 pub mod sriov;
 pub mod vswitchd;
 
@@ -22,4 +24,6 @@ pub const ALL: &[build::Descriptor] = &[
     sriov::flags::KUBEPODCPU,
     datapath::flags::DESCRIPTOR,
     vswitchd::flags::DESCRIPTOR,
+    ovsprocess::flags::DESCRIPTOR,
+    conntrack::flags::DESCRIPTOR,
 ];

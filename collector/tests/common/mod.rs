@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod conntrack;
 pub mod ebpf;
 pub mod ipvs;
 pub mod kubelet;

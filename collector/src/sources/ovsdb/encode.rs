@@ -180,7 +180,7 @@ pub fn series_for(key: &str) -> (&'static str, Option<(&'static str, String)>) {
 }
 
 /// Label sets: `bridge`, `port`, `interface`, then `pod` and `namespace` when known.
-fn labels(ifaces: &[(InterfaceView<'_>, Attribution)]) -> LabelArena {
+pub(super) fn labels(ifaces: &[(InterfaceView<'_>, Attribution)]) -> LabelArena {
     let mut arena = LabelArena::with_capacity(ifaces.len(), ifaces.len() * 96);
     for (v, a) in ifaces {
         arena
@@ -220,6 +220,7 @@ pub fn encode(s: &Snapshot, w: &mut Writer) {
             .value_f64(sync.as_secs_f64());
     }
     let Some(state) = &s.state else { return };
+    super::health::encode_config(w, state.replica.open_vswitch());
     let views = state.replica.interfaces();
     let ifaces: Vec<(InterfaceView<'_>, Attribution)> = views
         .into_iter()
@@ -387,6 +388,7 @@ pub fn encode(s: &Snapshot, w: &mut Writer) {
         }
         smp.value_u64(1);
     }
+    super::health::encode_interfaces(w, &ifaces, &arena);
     let errors: Vec<(usize, &str)> = ifaces
         .iter()
         .enumerate()

@@ -1,10 +1,12 @@
 //! The `ovsdb` source: Interface statistics and state from ovsdb-server's `Interface` table,
 //! kept current by the monitor task ([`crate::ovsdb::Handle`]), and the pod each interface
-//! belongs to, from the `external_ids` the CNI wrote ([`attribution`]).
+//! belongs to, from the `external_ids` the CNI wrote ([`attribution`]); BFD, CFM, tunnel
+//! carrier and ovs-vswitchd's datapath settings ([`health`]).
 
 pub mod attribution;
 pub mod encode;
 pub mod flags;
+pub mod health;
 
 use crate::exposition::Writer;
 use crate::ovsdb::{Handle, OvsdbError, State};
