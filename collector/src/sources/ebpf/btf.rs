@@ -1,7 +1,9 @@
 //! Just enough BTF to find where a field sits in a kernel struct, for the kprobe programs:
 //! `/sys/kernel/btf/vmlinux`, and a module's split BTF (`/sys/kernel/btf/openvswitch`) on top
 //! of it. Anonymous struct and union members are searched through, as `sk_buff.dev` needs.
-//! Pure: parsing functions over bytes.
+//! And an enum's members by name (`enum skb_drop_reason`, the openvswitch module's
+//! `enum ovs_drop_reason`), so drop reasons are named from the running kernel, never from a
+//! table compiled in. Pure: parsing functions over bytes.
 
 use std::collections::HashMap;
 
@@ -16,6 +18,8 @@ pub enum BtfError {
 }
 
 const KIND_STRUCT: u32 = 4;
+const KIND_ENUM: u32 = 6;
+const KIND_ENUM64: u32 = 19;
 const KIND_UNION: u32 = 5;
 const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
@@ -46,6 +50,8 @@ pub struct Btf {
     /// Number of types (IDs 1..=count) and string bytes, for split BTF built on this one.
     count: u32,
     by_name: HashMap<String, Vec<u32>>,
+    /// Named enums: (`ENUM64`?, unsigned?, their member records as in the file).
+    enums: HashMap<String, (bool, bool, Vec<u8>)>,
 }
 
 fn u32_at(b: &[u8], off: usize, what: &'static str) -> Result<u32, BtfError> {
@@ -119,12 +125,20 @@ impl Btf {
             if types.len() < off + extra {
                 return Err(BtfError::Truncated("type data"));
             }
+            let records = off..off + extra;
             off += extra;
             let t = Type {
                 kind,
                 refers: size_or_type,
                 members,
             };
+            if (kind == KIND_ENUM || kind == KIND_ENUM64) && name_off != 0 {
+                let name = btf.string(name_off).to_owned();
+                let records = types.get(records).unwrap_or_default().to_vec();
+                btf.enums
+                    .entry(name)
+                    .or_insert((kind == KIND_ENUM64, kind_flag, records));
+            }
             if (kind == KIND_STRUCT || kind == KIND_UNION) && name_off != 0 {
                 let name = btf.string(name_off).to_owned();
                 btf.by_name.entry(name).or_default().push(id);
@@ -156,6 +170,27 @@ impl Btf {
             }
         }
         None
+    }
+
+    /// The members of `enum name` as (name, value) in declaration order (`None`: no such
+    /// enum). `ENUM` values are signed unless the kind flag says unsigned.
+    pub fn enum_values(&self, name: &str) -> Option<Vec<(String, i64)>> {
+        let (wide, unsigned, records) = self.enums.get(name)?;
+        let size = if *wide { 12 } else { 8 };
+        let mut out = Vec::with_capacity(records.len() / size);
+        for r in records.chunks_exact(size) {
+            let word = |i: usize| u32::from_le_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
+            let lo = word(4);
+            let value = if *wide {
+                ((u64::from(word(8)) << 32) | u64::from(lo)).cast_signed()
+            } else if *unsigned {
+                i64::from(lo)
+            } else {
+                i64::from(lo.cast_signed())
+            };
+            out.push((self.string(word(0)).to_owned(), value));
+        }
+        Some(out)
     }
 
     /// Byte offset of `member` in `struct name` (searching anonymous members).
@@ -201,7 +236,7 @@ mod tests {
     /// Builds BTF with `struct outer { int a; union { void *x; long y; }; int b; }` and
     /// `struct inner2 { char c; int d; }`.
     fn sample() -> Vec<u8> {
-        let strings = b"\0outer\0a\0x\0y\0b\0int\0inner2\0c\0d\0".to_vec();
+        let strings = b"\0outer\0a\0x\0y\0b\0int\0inner2\0c\0d\0reason\0A\0B\0".to_vec();
         let s = |name: &str| -> u32 {
             let needle = format!("\0{name}\0");
             strings
@@ -247,6 +282,11 @@ mod tests {
             &mut types,
             &[s("inner2"), (4 << 24) | 2, 8, s("c"), 1, 0, s("d"), 1, 32],
         );
+        // 6: enum reason { A = 2, B = -1 } (signed)
+        push(
+            &mut types,
+            &[s("reason"), (6 << 24) | 2, 4, s("A"), 2, s("B"), u32::MAX],
+        );
         let mut out = Vec::new();
         out.extend_from_slice(&0xeb9fu16.to_le_bytes());
         out.push(1);
@@ -271,6 +311,11 @@ mod tests {
         assert_eq!(btf.member_offset("inner2", "d"), Some(4));
         assert_eq!(btf.member_offset("outer", "nope"), None);
         assert_eq!(btf.member_offset("nope", "a"), None);
+        assert_eq!(
+            btf.enum_values("reason"),
+            Some(vec![("A".to_owned(), 2), ("B".to_owned(), -1)])
+        );
+        assert_eq!(btf.enum_values("outer"), None);
     }
 
     #[test]
@@ -279,6 +324,17 @@ mod tests {
         let data = sample();
         for cut in 0..data.len() {
             let _ = Btf::parse(&data[..cut], None);
+        }
+        let mut copy = data.clone();
+        for i in 0..copy.len() {
+            for flip in [0xff_u8, 0x80, 0x01] {
+                copy[i] ^= flip;
+                if let Ok(b) = Btf::parse(&copy, None) {
+                    let _ = b.enum_values("reason");
+                    let _ = b.member_offset("outer", "x");
+                }
+                copy[i] ^= flip;
+            }
         }
     }
 
