@@ -237,20 +237,64 @@ impl Conn {
         args: &[&str],
         deadline: Instant,
     ) -> Result<String, UnixctlError> {
+        let id = self.send(command, args, deadline).await?;
+        self.receive(command, id, deadline).await
+    }
+
+    /// Runs every command at once: all requests are written before the first reply is read,
+    /// so the whole batch costs one round trip to the daemon, not one per command (its
+    /// unixctl server answers the requests of a connection in order). Each command's own
+    /// failure ([`UnixctlError::Command`]) is its entry; a failure of the connection fails the
+    /// batch.
+    pub async fn call_all(
+        &mut self,
+        commands: &[(&str, Vec<&str>)],
+        deadline: Instant,
+    ) -> Result<Vec<Result<String, UnixctlError>>, UnixctlError> {
+        let mut ids = Vec::with_capacity(commands.len());
+        for (command, args) in commands {
+            ids.push(self.send(command, args, deadline).await?);
+        }
+        let mut out = Vec::with_capacity(commands.len());
+        for ((command, _), id) in commands.iter().zip(ids) {
+            match self.receive(command, id, deadline).await {
+                Err(e @ UnixctlError::Command { .. }) => out.push(Err(e)),
+                Err(e) => return Err(e),
+                Ok(text) => out.push(Ok(text)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes one request; its id, for [`Conn::receive`].
+    async fn send(
+        &mut self,
+        command: &str,
+        args: &[&str],
+        deadline: Instant,
+    ) -> Result<u64, UnixctlError> {
         let id = self.next_id;
         self.next_id += 1;
         let request = serde_json::json!({"id": id, "method": command, "params": args});
         let bytes = request.to_string().into_bytes();
-        let err_io = |source| UnixctlError::Io {
-            path: self.path.clone(),
-            command: command.to_owned(),
-            source,
-        };
         match tokio::time::timeout_at(deadline, self.stream.write_all(&bytes)).await {
-            Err(_) => return Err(self.timeout(command)),
-            Ok(Err(e)) => return Err(err_io(e)),
-            Ok(Ok(())) => {}
+            Err(_) => Err(self.timeout(command)),
+            Ok(Err(source)) => Err(UnixctlError::Io {
+                path: self.path.clone(),
+                command: command.to_owned(),
+                source,
+            }),
+            Ok(Ok(())) => Ok(id),
         }
+    }
+
+    /// Reads the reply to request `id` (the next value on the connection).
+    async fn receive(
+        &mut self,
+        command: &str,
+        id: u64,
+        deadline: Instant,
+    ) -> Result<String, UnixctlError> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut received = 0usize;
         loop {
@@ -429,6 +473,27 @@ mod tests {
                 e.as_ref().is_err_and(UnixctlError::is_unknown_command),
                 "{e:?}"
             );
+            // A pipelined batch: every reply in its request's place, an unknown command as its
+            // own entry.
+            let all = c
+                .call_all(
+                    &[
+                        ("echo", vec!["one"]),
+                        ("no/such", vec![]),
+                        ("version", vec![]),
+                        ("echo", vec!["two"]),
+                    ],
+                    deadline,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(all.len(), 4);
+            assert_eq!(all[0].as_deref().ok(), Some("one"));
+            assert!(all[1].as_ref().is_err_and(UnixctlError::is_unknown_command));
+            assert!(all[2].as_ref().is_ok_and(|v| v.starts_with("ovs-vswitchd")));
+            assert_eq!(all[3].as_deref().ok(), Some("two"));
+            let none = c.call_all(&[], deadline).await;
+            assert!(none.is_ok_and(|v| v.is_empty()));
             let e = c.call("big", &[], deadline).await;
             assert!(
                 matches!(e, Err(UnixctlError::Protocol { source: ProtoError::TooLarge { limit: 1024 }, .. })),

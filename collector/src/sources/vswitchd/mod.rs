@@ -7,7 +7,8 @@
 //! the userspace one's with this source's parsers; `dpctl/show -s` is read here for the list
 //! of datapaths the per-datapath commands take.
 //!
-//! fetch (one connection per scrape; `version`, `dpctl/show -s`, `coverage/show`,
+//! fetch (one connection per scrape, the commands pipelined in two batches — one round trip
+//! each, not one per command; `version`, `dpctl/show -s`, `coverage/show`,
 //! `upcall/show`, `memory/show`, then, where they apply, `dpif-netdev/pmd-stats-show`,
 //! `dpctl/ct-get-nconns`, `dpctl/ct-get-maxconns` per datapath,
 //! `bond/show` and `lacp/show`) → [`Snapshot`] → encode (`encode.rs`). The parsers
@@ -107,7 +108,15 @@ pub(crate) async fn optional(
     args: &[&str],
     deadline: tokio::time::Instant,
 ) -> Result<Option<String>, UnixctlError> {
-    match c.call(command, args, deadline).await {
+    optional_reply(command, c.call(command, args, deadline).await)
+}
+
+/// A command that may fail because this version or datapath lacks it: `None` then.
+fn optional_reply(
+    command: &str,
+    r: Result<String, UnixctlError>,
+) -> Result<Option<String>, UnixctlError> {
+    match r {
         Ok(text) => Ok(Some(text)),
         Err(UnixctlError::Command { message, .. }) => {
             tracing::debug!(command, %message, "ovs-vswitchd command not available");
@@ -117,51 +126,82 @@ pub(crate) async fn optional(
     }
 }
 
-/// Runs every command into `s`, in order; on the first error `s` keeps what was read before it.
+/// Runs every command into `s`, in two pipelined batches (one round trip each: what the
+/// second asks depends on the first's datapaths and bonds); on the first error `s` keeps what
+/// was parsed before it.
 async fn read_all(
     c: &mut Conn,
     s: &mut Snapshot,
     deadline: tokio::time::Instant,
 ) -> Result<(), VswitchdError> {
-    // Every command a supported version has.
-    s.version = parse::version(&c.call("version", &[], deadline).await?);
-    s.datapaths = parse::dpctl_show(&c.call("dpctl/show", &["-s"], deadline).await?)?;
-    s.coverage = Some(parse::coverage(
-        &c.call("coverage/show", &[], deadline).await?,
-    )?);
-    s.upcalls = parse::upcall(&c.call("upcall/show", &[], deadline).await?)?;
-    s.memory = parse::memory(&c.call("memory/show", &[], deadline).await?)?;
+    // Every command a supported version has, and bond/show (which one without bonds lacks).
+    let first = c
+        .call_all(
+            &[
+                ("version", vec![]),
+                ("dpctl/show", vec!["-s"]),
+                ("coverage/show", vec![]),
+                ("upcall/show", vec![]),
+                ("memory/show", vec![]),
+                ("bond/show", vec![]),
+            ],
+            deadline,
+        )
+        .await?;
+    let mut r = first.into_iter();
+    let mut next = || r.next().unwrap_or_else(|| Ok(String::new()));
+    s.version = parse::version(&next()?);
+    s.datapaths = parse::dpctl_show(&next()?)?;
+    s.coverage = Some(parse::coverage(&next()?)?);
+    s.upcalls = parse::upcall(&next()?)?;
+    s.memory = parse::memory(&next()?)?;
+    let bonds = match optional_reply("bond/show", next())? {
+        Some(t) => parse::bonds(&t)?,
+        None => Vec::new(),
+    };
 
     // The ones that apply to some datapaths or versions only.
-    if s.datapaths.iter().any(|d| d.kind == "netdev")
-        && let Some(t) = optional(c, "dpif-netdev/pmd-stats-show", &[], deadline).await?
-    {
+    let netdev = s.datapaths.iter().any(|d| d.kind == "netdev");
+    let lacp = bonds.iter().any(|b| b.lacp_status != "off");
+    let names: Vec<String> = s.datapaths.iter().map(Datapath::full_name).collect();
+    let mut second: Vec<(&str, Vec<&str>)> = Vec::new();
+    if netdev {
+        second.push(("dpif-netdev/pmd-stats-show", vec![]));
+    }
+    for dp in &names {
+        second.push(("dpctl/ct-get-nconns", vec![dp.as_str()]));
+        second.push(("dpctl/ct-get-maxconns", vec![dp.as_str()]));
+    }
+    if lacp {
+        second.push(("lacp/show", vec![]));
+    }
+    let replies = c.call_all(&second, deadline).await?;
+    let mut r = second.iter().map(|(c, _)| *c).zip(replies);
+    let mut next = || {
+        r.next()
+            .map_or(Ok(None), |(command, reply)| optional_reply(command, reply))
+    };
+    if netdev && let Some(t) = next()? {
         s.pmd = parse::pmd_stats(&t)?;
     }
-    let names: Vec<String> = s.datapaths.iter().map(Datapath::full_name).collect();
-    for dp in names {
+    for dp in &names {
         let mut ct = Conntrack {
             datapath: dp.clone(),
             ..Conntrack::default()
         };
-        let args = [dp.as_str()];
-        if let Some(t) = optional(c, "dpctl/ct-get-nconns", &args, deadline).await? {
+        if let Some(t) = next()? {
             ct.connections = Some(parse::number("dpctl/ct-get-nconns", &t)?);
         }
-        if let Some(t) = optional(c, "dpctl/ct-get-maxconns", &args, deadline).await? {
+        if let Some(t) = next()? {
             ct.max_connections = Some(parse::number("dpctl/ct-get-maxconns", &t)?);
         }
         s.conntrack.push(ct);
     }
-    if let Some(t) = optional(c, "bond/show", &[], deadline).await? {
-        let mut bonds = parse::bonds(&t)?;
-        if bonds.iter().any(|b| b.lacp_status != "off")
-            && let Some(t) = optional(c, "lacp/show", &[], deadline).await?
-        {
-            parse::merge_lacp(&mut bonds, &t)?;
-        }
-        s.bonds = bonds;
+    let mut bonds = bonds;
+    if lacp && let Some(t) = next()? {
+        parse::merge_lacp(&mut bonds, &t)?;
     }
+    s.bonds = bonds;
     Ok(())
 }
 
