@@ -139,24 +139,30 @@ impl DatapathSource {
             Err(e) if e.is_not_running() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let text = c.call("dpctl/show", &["-s"], deadline).await?;
+        // One round trip: the datapaths and the zone limits of each one ovs-vswitchd can have
+        // (the one it lacks answers with an error, and is not listed by dpctl/show).
+        let wanted: Vec<&str> = crate::sources::vswitchd::DATAPATHS
+            .into_iter()
+            .filter(|dp| !(skip_system && dp.starts_with("system@")))
+            .collect();
+        let mut batch: Vec<(&str, Vec<&str>)> = vec![("dpctl/show", vec!["-s"])];
+        batch.extend(wanted.iter().map(|dp| ("dpctl/ct-get-limits", vec![*dp])));
+        let mut replies = c.call_all(&batch, deadline).await?.into_iter();
+        let text = replies.next().unwrap_or_else(|| Ok(String::new()))?;
+        let mut limits = std::collections::HashMap::new();
+        for (dp, reply) in wanted.iter().zip(replies) {
+            if let Some(t) = crate::sources::vswitchd::optional_reply("dpctl/ct-get-limits", reply)?
+            {
+                limits.insert(*dp, crate::sources::vswitchd::parse::ct_limits(&t)?);
+            }
+        }
         let mut out = Vec::new();
         for d in crate::sources::vswitchd::parse::dpctl_show(&text)? {
             if skip_system && d.kind == "system" {
                 continue;
             }
-            let limits = match crate::sources::vswitchd::optional(
-                &mut c,
-                "dpctl/ct-get-limits",
-                &[d.full_name().as_str()],
-                deadline,
-            )
-            .await?
-            {
-                Some(t) => Some(crate::sources::vswitchd::parse::ct_limits(&t)?),
-                None => None,
-            };
-            out.push((d, limits));
+            let l = limits.remove(d.full_name().as_str());
+            out.push((d, l));
         }
         Ok(Some(out))
     }

@@ -4,14 +4,12 @@
 //! ([`crate::unixctl`]). Works for either datapath: the userspace `netdev` one (which has no
 //! netlink interface) and the kernel's. The datapaths' own figures (lookups, flows, masks,
 //! ports, zone limits) are the `datapath` source's, which reads the kernel's over netlink and
-//! the userspace one's with this source's parsers; `dpctl/show -s` is read here for the list
-//! of datapaths the per-datapath commands take.
+//! the userspace one's with this source's parsers.
 //!
-//! fetch (one connection per scrape, the commands pipelined in two batches — one round trip
-//! each, not one per command; `version`, `dpctl/show -s`, `coverage/show`,
-//! `upcall/show`, `memory/show`, then, where they apply, `dpif-netdev/pmd-stats-show`,
-//! `dpctl/ct-get-nconns`, `dpctl/ct-get-maxconns` per datapath,
-//! `bond/show` and `lacp/show`) → [`Snapshot`] → encode (`encode.rs`). The parsers
+//! fetch (one connection per scrape, every command pipelined in one batch — one round trip,
+//! not one per command: `version`, `coverage/show`, `upcall/show`, `memory/show`,
+//! `bond/show`, `lacp/show`, `dpif-netdev/pmd-stats-show`, `dpctl/ct-get-nconns` and
+//! `dpctl/ct-get-maxconns` of each datapath) → [`Snapshot`] → encode (`encode.rs`). The parsers
 //! (`parse.rs`) are pure and tested on replies captured from a real ovs-vswitchd.
 //!
 //! **Absent is not an error.** No pidfile and no control socket in `--ovs.rundir` (ovs-vswitchd
@@ -32,7 +30,7 @@ pub mod parse;
 use crate::exposition::Writer;
 use crate::registry::{ScrapeRequest, Source, SourceError, Status};
 use crate::unixctl::{self, Conn, UnixctlError};
-use parse::{Bond, Coverage, Datapath, ParseError, PmdThread, Upcall};
+use parse::{Bond, Coverage, ParseError, PmdThread, Upcall};
 use std::path::PathBuf;
 
 /// The daemon whose control socket is read.
@@ -78,7 +76,6 @@ pub struct Snapshot {
     pub socket: PathBuf,
     /// Open vSwitch's and, in a DPDK build, DPDK's version.
     pub version: Option<(String, Option<String>)>,
-    pub datapaths: Vec<Datapath>,
     pub coverage: Option<Coverage>,
     pub upcalls: Vec<Upcall>,
     pub memory: Vec<(String, u64)>,
@@ -100,19 +97,8 @@ impl VswitchdSource {
     }
 }
 
-/// Runs a command whose failure is "not here" (a datapath without conntrack counters, a
-/// version without the command): `None` then.
-pub(crate) async fn optional(
-    c: &mut Conn,
-    command: &str,
-    args: &[&str],
-    deadline: tokio::time::Instant,
-) -> Result<Option<String>, UnixctlError> {
-    optional_reply(command, c.call(command, args, deadline).await)
-}
-
 /// A command that may fail because this version or datapath lacks it: `None` then.
-fn optional_reply(
+pub(crate) fn optional_reply(
     command: &str,
     r: Result<String, UnixctlError>,
 ) -> Result<Option<String>, UnixctlError> {
@@ -126,82 +112,83 @@ fn optional_reply(
     }
 }
 
-/// Runs every command into `s`, in two pipelined batches (one round trip each: what the
-/// second asks depends on the first's datapaths and bonds); on the first error `s` keeps what
-/// was parsed before it.
+/// The datapaths ovs-vswitchd can have: one per datapath type, named `ovs-<type>`
+/// (ofproto-dpif's backers), the kernel's and the userspace one.
+pub const DATAPATHS: [&str; 2] = ["netdev@ovs-netdev", "system@ovs-system"];
+
+/// Runs every command into `s` in one pipelined batch: one round trip to ovs-vswitchd, not one
+/// per command. The per-datapath commands are asked of both datapaths ovs-vswitchd can have
+/// ([`DATAPATHS`]); the one it does not have answers with an error, and only those
+/// `upcall/show` lists are kept. On the first error `s` keeps what was parsed before it.
 async fn read_all(
     c: &mut Conn,
     s: &mut Snapshot,
     deadline: tokio::time::Instant,
 ) -> Result<(), VswitchdError> {
-    // Every command a supported version has, and bond/show (which one without bonds lacks).
-    let first = c
-        .call_all(
-            &[
-                ("version", vec![]),
-                ("dpctl/show", vec!["-s"]),
-                ("coverage/show", vec![]),
-                ("upcall/show", vec![]),
-                ("memory/show", vec![]),
-                ("bond/show", vec![]),
-            ],
-            deadline,
-        )
-        .await?;
-    let mut r = first.into_iter();
-    let mut next = || r.next().unwrap_or_else(|| Ok(String::new()));
-    s.version = parse::version(&next()?);
-    s.datapaths = parse::dpctl_show(&next()?)?;
-    s.coverage = Some(parse::coverage(&next()?)?);
-    s.upcalls = parse::upcall(&next()?)?;
-    s.memory = parse::memory(&next()?)?;
-    let bonds = match optional_reply("bond/show", next())? {
-        Some(t) => parse::bonds(&t)?,
-        None => Vec::new(),
-    };
-
-    // The ones that apply to some datapaths or versions only.
-    let netdev = s.datapaths.iter().any(|d| d.kind == "netdev");
-    let lacp = bonds.iter().any(|b| b.lacp_status != "off");
-    let names: Vec<String> = s.datapaths.iter().map(Datapath::full_name).collect();
-    let mut second: Vec<(&str, Vec<&str>)> = Vec::new();
-    if netdev {
-        second.push(("dpif-netdev/pmd-stats-show", vec![]));
+    let mut batch: Vec<(&str, Vec<&str>)> = vec![
+        // Every command a supported version has.
+        ("version", vec![]),
+        ("coverage/show", vec![]),
+        ("upcall/show", vec![]),
+        ("memory/show", vec![]),
+        // The ones that apply to some datapaths, bonds or versions only.
+        ("bond/show", vec![]),
+        ("lacp/show", vec![]),
+        ("dpif-netdev/pmd-stats-show", vec![]),
+    ];
+    for dp in DATAPATHS {
+        batch.push(("dpctl/ct-get-nconns", vec![dp]));
+        batch.push(("dpctl/ct-get-maxconns", vec![dp]));
     }
-    for dp in &names {
-        second.push(("dpctl/ct-get-nconns", vec![dp.as_str()]));
-        second.push(("dpctl/ct-get-maxconns", vec![dp.as_str()]));
-    }
-    if lacp {
-        second.push(("lacp/show", vec![]));
-    }
-    let replies = c.call_all(&second, deadline).await?;
-    let mut r = second.iter().map(|(c, _)| *c).zip(replies);
+    let replies = c.call_all(&batch, deadline).await?;
+    let mut r = replies.into_iter();
+    let mut required = || r.next().unwrap_or_else(|| Ok(String::new()));
+    s.version = parse::version(&required()?);
+    s.coverage = Some(parse::coverage(&required()?)?);
+    s.upcalls = parse::upcall(&required()?)?;
+    s.memory = parse::memory(&required()?)?;
+    let mut r = batch[4..].iter().map(|(c, _)| *c).zip(r);
     let mut next = || {
         r.next()
             .map_or(Ok(None), |(command, reply)| optional_reply(command, reply))
     };
-    if netdev && let Some(t) = next()? {
-        s.pmd = parse::pmd_stats(&t)?;
-    }
-    for dp in &names {
+    let bond = next()?;
+    let lacp = next()?;
+    let pmd = next()?;
+    let present = |dp: &str| s.upcalls.iter().any(|u| u.datapath == dp);
+    let mut conntrack = Vec::new();
+    for dp in DATAPATHS {
+        let (nconns, maxconns) = (next()?, next()?);
+        if !present(dp) {
+            continue;
+        }
         let mut ct = Conntrack {
-            datapath: dp.clone(),
+            datapath: dp.to_owned(),
             ..Conntrack::default()
         };
-        if let Some(t) = next()? {
+        if let Some(t) = nconns {
             ct.connections = Some(parse::number("dpctl/ct-get-nconns", &t)?);
         }
-        if let Some(t) = next()? {
+        if let Some(t) = maxconns {
             ct.max_connections = Some(parse::number("dpctl/ct-get-maxconns", &t)?);
         }
-        s.conntrack.push(ct);
+        conntrack.push(ct);
     }
-    let mut bonds = bonds;
-    if lacp && let Some(t) = next()? {
-        parse::merge_lacp(&mut bonds, &t)?;
+    s.conntrack = conntrack;
+    if present("netdev@ovs-netdev")
+        && let Some(t) = pmd
+    {
+        s.pmd = parse::pmd_stats(&t)?;
     }
-    s.bonds = bonds;
+    if let Some(t) = bond {
+        let mut bonds = parse::bonds(&t)?;
+        if bonds.iter().any(|b| b.lacp_status != "off")
+            && let Some(t) = lacp
+        {
+            parse::merge_lacp(&mut bonds, &t)?;
+        }
+        s.bonds = bonds;
+    }
     Ok(())
 }
 
