@@ -40,6 +40,9 @@ pub use crate::sources::vswitchd::parse::{Datapath, DpPort, PortStats, ZoneLimit
 pub struct Config {
     /// Read the kernel datapath over netlink (`--collector.datapath.kernel`).
     pub kernel: bool,
+    /// Ask ovs-vswitchd for the userspace datapath's zone limits
+    /// (`--collector.datapath.userspace-zone-limits`).
+    pub userspace_zone_limits: bool,
     /// Open vSwitch's run directory and the control socket, as the `vswitchd` source finds it.
     pub rundir: PathBuf,
     pub socket: Option<PathBuf>,
@@ -144,6 +147,7 @@ impl DatapathSource {
         let wanted: Vec<&str> = crate::sources::vswitchd::DATAPATHS
             .into_iter()
             .filter(|dp| !(skip_system && dp.starts_with("system@")))
+            .filter(|dp| self.cfg.userspace_zone_limits || !dp.starts_with("netdev@"))
             .collect();
         let mut batch: Vec<(&str, Vec<&str>)> = vec![("dpctl/show", vec!["-s"])];
         batch.extend(wanted.iter().map(|dp| ("dpctl/ct-get-limits", vec![*dp])));
