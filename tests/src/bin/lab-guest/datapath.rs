@@ -124,82 +124,83 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
 /// Every figure of `dpctl` (ovs-dpctl's datapaths) against the served samples.
 fn differences(dps: &[Datapath], samples: &[Sample]) -> Vec<String> {
     let mut diffs = Vec::new();
-    let mut check = |what: String, want: Option<u64>, got: Option<f64>| {
-        if want.map(|v| v as f64) != got {
-            diffs.push(format!("{what}: ovs-dpctl {want:?}, served {got:?}"));
-        }
-    };
-    for d in dps {
-        let dl = [("datapath", d.name.as_str()), ("type", "system")];
-        for (result, v) in [("hit", d.hit), ("missed", d.missed), ("lost", d.lost)] {
-            let mut l = dl.to_vec();
-            l.push(("result", result));
-            check(
-                format!("{} lookups {result}", d.name),
-                Some(v),
-                value(samples, "ovs_datapath_lookups_total", &l),
-            );
-        }
-        check(
-            format!("{} flows", d.name),
-            Some(d.flows),
-            value(samples, "ovs_datapath_flows", &dl),
-        );
-        check(
-            format!("{} masks", d.name),
-            d.masks,
-            value(samples, "ovs_datapath_masks", &dl),
-        );
-        check(
-            format!("{} mask hits", d.name),
-            d.mask_hit,
-            value(samples, "ovs_datapath_mask_hits_total", &dl),
-        );
-        check(
-            format!("{} masks cache hits", d.name),
-            d.cache_hit,
-            value(samples, "ovs_datapath_masks_cache_hits_total", &dl),
-        );
-        for (cache, size) in &d.caches {
-            let mut l = dl.to_vec();
-            l.push(("cache", cache));
-            check(
-                format!("{} cache {cache}", d.name),
-                Some(*size),
-                value(samples, "ovs_datapath_cache_size", &l),
-            );
-        }
-        for p in &d.ports {
-            let no = p.number.to_string();
-            let mut l = dl.to_vec();
-            l.extend([
-                ("port", p.name.as_str()),
-                ("port_no", no.as_str()),
-                ("port_type", p.kind.as_str()),
-            ]);
-            let Some(s) = p.stats else {
-                check(format!("counters of port {}", p.name), Some(1), None);
-                continue;
-            };
-            for (name, want) in [
-                ("ovs_datapath_port_receive_packets_total", s.rx_packets),
-                ("ovs_datapath_port_receive_bytes_total", s.rx_bytes),
-                ("ovs_datapath_port_receive_errors_total", s.rx_errors),
-                ("ovs_datapath_port_receive_dropped_total", s.rx_dropped),
-                ("ovs_datapath_port_transmit_packets_total", s.tx_packets),
-                ("ovs_datapath_port_transmit_bytes_total", s.tx_bytes),
-                ("ovs_datapath_port_transmit_errors_total", s.tx_errors),
-                ("ovs_datapath_port_transmit_dropped_total", s.tx_dropped),
-            ] {
+    {
+        let mut check = |what: String, want: Option<u64>, got: Option<f64>| {
+            if want.map(|v| v as f64) != got {
+                diffs.push(format!("{what}: ovs-dpctl {want:?}, served {got:?}"));
+            }
+        };
+        for d in dps {
+            let dl = [("datapath", d.name.as_str()), ("type", "system")];
+            for (result, v) in [("hit", d.hit), ("missed", d.missed), ("lost", d.lost)] {
+                let mut l = dl.to_vec();
+                l.push(("result", result));
                 check(
-                    format!("{name} of {}", p.name),
-                    want,
-                    value(samples, name, &l),
+                    format!("{} lookups {result}", d.name),
+                    Some(v),
+                    value(samples, "ovs_datapath_lookups_total", &l),
                 );
+            }
+            check(
+                format!("{} flows", d.name),
+                Some(d.flows),
+                value(samples, "ovs_datapath_flows", &dl),
+            );
+            check(
+                format!("{} masks", d.name),
+                d.masks,
+                value(samples, "ovs_datapath_masks", &dl),
+            );
+            check(
+                format!("{} mask hits", d.name),
+                d.mask_hit,
+                value(samples, "ovs_datapath_mask_hits_total", &dl),
+            );
+            check(
+                format!("{} masks cache hits", d.name),
+                d.cache_hit,
+                value(samples, "ovs_datapath_masks_cache_hits_total", &dl),
+            );
+            for (cache, size) in &d.caches {
+                let mut l = dl.to_vec();
+                l.push(("cache", cache));
+                check(
+                    format!("{} cache {cache}", d.name),
+                    Some(*size),
+                    value(samples, "ovs_datapath_cache_size", &l),
+                );
+            }
+            for p in &d.ports {
+                let no = p.number.to_string();
+                let mut l = dl.to_vec();
+                l.extend([
+                    ("port", p.name.as_str()),
+                    ("port_no", no.as_str()),
+                    ("port_type", p.kind.as_str()),
+                ]);
+                let Some(s) = p.stats else {
+                    check(format!("counters of port {}", p.name), Some(1), None);
+                    continue;
+                };
+                for (name, want) in [
+                    ("ovs_datapath_port_receive_packets_total", s.rx_packets),
+                    ("ovs_datapath_port_receive_bytes_total", s.rx_bytes),
+                    ("ovs_datapath_port_receive_errors_total", s.rx_errors),
+                    ("ovs_datapath_port_receive_dropped_total", s.rx_dropped),
+                    ("ovs_datapath_port_transmit_packets_total", s.tx_packets),
+                    ("ovs_datapath_port_transmit_bytes_total", s.tx_bytes),
+                    ("ovs_datapath_port_transmit_errors_total", s.tx_errors),
+                    ("ovs_datapath_port_transmit_dropped_total", s.tx_dropped),
+                ] {
+                    check(
+                        format!("{name} of {}", p.name),
+                        want,
+                        value(samples, name, &l),
+                    );
+                }
             }
         }
     }
-    drop(check);
     let served_ports = samples
         .iter()
         .filter(|s| s.name == "ovs_datapath_port_receive_packets_total")
