@@ -66,7 +66,7 @@
           x: x + w,
           y: y,
           h: h,
-          out+: [p { id: std.length(acc.out) + 1, gridPos: { x: x, y: y, w: w, h: p.gridPos.h } }],
+          out+: [p { id: std.length(acc.out) + 1, gridPos::: { x: x, y: y, w: w, h: p.gridPos.h } }],
         },
       panels,
       { x: 0, y: 0, h: 0, out: [] }
