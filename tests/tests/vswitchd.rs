@@ -269,6 +269,24 @@ fn figures_lie_between_ovs_appctl_before_and_after() -> Result<()> {
         value(&s, "ovs_conntrack_zone_connections", &[("zone", "5")]),
         Some(0.0)
     );
+    // The next scrapes ask for the zones found with a limit by number (cheap for
+    // ovs-vswitchd) instead of looking at all 65,536: the same series, and no others.
+    ovs.appctl(&["dpctl/ct-set-limits", "default=900"])?;
+    let s2 = scrape(&d)?;
+    assert_eq!(
+        value(&s2, "ovs_conntrack_zone_limit", &[("zone", "5")]),
+        Some(77.0)
+    );
+    assert_eq!(
+        value(&s2, "ovs_conntrack_zone_limit", &[("zone", "default")]),
+        Some(900.0)
+    );
+    let zones: Vec<&str> = s2
+        .iter()
+        .filter(|x| x.name == "ovs_conntrack_zone_limit")
+        .map(|x| x.label("zone"))
+        .collect();
+    assert_eq!(zones, ["default", "5"], "zones served");
     let version = ovs.appctl(&["version"])?;
     let v = version
         .split_whitespace()

@@ -111,14 +111,52 @@ pub struct Snapshot {
     pub failures: Vec<String>,
 }
 
+/// How long the zones found to have a limit of their own (in ovs-vswitchd's datapaths) are
+/// asked for by number before all zones are looked at again.
+pub const ZONE_REDISCOVERY: Duration = Duration::from_secs(30);
+
 pub struct DatapathSource {
     cfg: Config,
     reader: Arc<dyn Reader>,
+    /// Per datapath of ovs-vswitchd: when all its zones were last looked at, and the zones that
+    /// had a limit of their own then.
+    zones: std::sync::Mutex<std::collections::HashMap<String, (tokio::time::Instant, Vec<u16>)>>,
+}
+
+/// The `dpctl/ct-get-limits` arguments for `dp`: every zone (ovs-vswitchd then looks up all
+/// 65,536 of them, about 1 ms of its main thread) when `known` is `None`, else only the zones
+/// known to have a limit (`zone=0` when none does: the reply carries the default limit either
+/// way, and zone 0 is dropped unless known).
+fn zone_args(dp: &str, known: Option<&[u16]>) -> Vec<String> {
+    match known {
+        None => vec![dp.to_owned()],
+        Some([]) => vec![dp.to_owned(), "zone=0".to_owned()],
+        Some(zones) => {
+            let list: Vec<String> = zones.iter().map(u16::to_string).collect();
+            vec![dp.to_owned(), format!("zone={}", list.join(","))]
+        }
+    }
 }
 
 impl DatapathSource {
     pub fn new(cfg: Config, reader: Arc<dyn Reader>) -> Self {
-        DatapathSource { cfg, reader }
+        DatapathSource {
+            cfg,
+            reader,
+            zones: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The zones of `dp` to ask for by number, if they were found recently enough.
+    fn known_zones(&self, dp: &str, now: tokio::time::Instant) -> Option<Vec<u16>> {
+        let zones = self
+            .zones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        zones
+            .get(dp)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < ZONE_REDISCOVERY)
+            .map(|(_, z)| z.clone())
     }
 
     /// ovs-vswitchd's datapaths, except the kernel's when netlink reads them. `Ok(None)`:
@@ -149,16 +187,44 @@ impl DatapathSource {
             .filter(|dp| !(skip_system && dp.starts_with("system@")))
             .filter(|dp| self.cfg.userspace_zone_limits || !dp.starts_with("netdev@"))
             .collect();
+        // Each datapath's zones are looked at all at once every ZONE_REDISCOVERY, and only
+        // those with a limit are asked for in between: their limits and live counts are read
+        // at every scrape; a zone given a limit in between appears at the next full look.
+        let now = tokio::time::Instant::now();
+        let known: Vec<Option<Vec<u16>>> =
+            wanted.iter().map(|dp| self.known_zones(dp, now)).collect();
+        let args: Vec<Vec<String>> = wanted
+            .iter()
+            .zip(&known)
+            .map(|(dp, k)| zone_args(dp, k.as_deref()))
+            .collect();
         let mut batch: Vec<(&str, Vec<&str>)> = vec![("dpctl/show", vec!["-s"])];
-        batch.extend(wanted.iter().map(|dp| ("dpctl/ct-get-limits", vec![*dp])));
+        batch.extend(args.iter().map(|a| {
+            (
+                "dpctl/ct-get-limits",
+                a.iter().map(String::as_str).collect(),
+            )
+        }));
         let mut replies = c.call_all(&batch, deadline).await?.into_iter();
         let text = replies.next().unwrap_or_else(|| Ok(String::new()))?;
         let mut limits = std::collections::HashMap::new();
-        for (dp, reply) in wanted.iter().zip(replies) {
-            if let Some(t) = crate::sources::vswitchd::optional_reply("dpctl/ct-get-limits", reply)?
-            {
-                limits.insert(*dp, crate::sources::vswitchd::parse::ct_limits(&t)?);
+        for ((dp, known), reply) in wanted.iter().zip(known).zip(replies) {
+            let Some(t) = crate::sources::vswitchd::optional_reply("dpctl/ct-get-limits", reply)?
+            else {
+                continue;
+            };
+            let mut l = crate::sources::vswitchd::parse::ct_limits(&t)?;
+            match known {
+                Some(k) => l.zones.retain(|(z, _, _)| k.contains(z)),
+                None => {
+                    let found = l.zones.iter().map(|(z, _, _)| *z).collect();
+                    self.zones
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert((*dp).to_owned(), (now, found));
+                }
             }
+            limits.insert(*dp, l);
         }
         let mut out = Vec::new();
         for d in crate::sources::vswitchd::parse::dpctl_show(&text)? {
@@ -241,5 +307,18 @@ impl Source for DatapathSource {
         } else {
             Status::Failed(s.failures.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_arguments() {
+        let dp = "netdev@ovs-netdev";
+        assert_eq!(zone_args(dp, None), [dp]);
+        assert_eq!(zone_args(dp, Some(&[])), [dp, "zone=0"]);
+        assert_eq!(zone_args(dp, Some(&[5, 7])), [dp, "zone=5,7"]);
     }
 }
