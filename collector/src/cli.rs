@@ -36,6 +36,10 @@ pub enum Command {
     /// What this kernel supports for the eBPF collector (TCX, clsact, kprobe, fentry, tp_btf,
     /// BTF, OVS and IPVS modules) and what the daemon will attach, with reasons.
     Probe(ProbeArgs),
+    /// A live view of this node from the daemon's /metrics: ports and pods by traffic,
+    /// OpenFlow flows with their cookies, drops and the datapath's health (plain text, one
+    /// snapshot, when stdout is not a terminal).
+    Top(crate::top::TopArgs),
 }
 
 #[derive(Debug, Clone, Args)]

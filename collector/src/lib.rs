@@ -16,6 +16,7 @@ pub mod probe;
 pub mod registry;
 pub mod server;
 pub mod sources;
+pub mod top;
 pub mod unixctl;
 pub mod webconfig;
 

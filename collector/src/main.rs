@@ -9,6 +9,10 @@ fn main() -> anyhow::Result<()> {
             dataplane_collector::flows::run(flows)?;
             return Ok(());
         }
+        Some(Command::Top(top)) => {
+            dataplane_collector::top::run(top)?;
+            return Ok(());
+        }
         Some(Command::Probe(probe)) => {
             let report = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

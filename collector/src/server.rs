@@ -10,6 +10,7 @@
 //!
 //! [`conn`] is the accept loop (connection cap, header, idle and write timeouts, TLS).
 
+pub mod collect;
 pub mod conn;
 pub mod flow_api;
 
@@ -461,6 +462,25 @@ async fn scrape(
     headers: HeaderMap,
     client: Option<IpAddr>,
 ) -> Response {
+    // `?collect[]=` / `?exclude[]=` (node_exporter's): which collectors `/metrics` runs.
+    let filter = match endpoint {
+        Endpoint::Source(_) => None,
+        Endpoint::Metrics => {
+            let declared: Vec<&'static str> = app
+                .registry
+                .routes()
+                .iter()
+                .map(|(name, _)| *name)
+                .collect();
+            match collect::select(&declared, &app.registry.names(), &query) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::info!(error = %e, "refused request");
+                    return bad_request(e);
+                }
+            }
+        }
+    };
     let permit = match app.try_permit(client) {
         Ok(p) => p,
         Err(refused) => return refused.into_response(),
@@ -481,8 +501,6 @@ async fn scrape(
             }
         }
     };
-    let only_names: Option<[&str; 1]> = alone.map(|name| [name]);
-    let only: Option<&[&str]> = only_names.as_ref().map(|n| n.as_slice());
     if let Some(name) = alone
         && !app.registry.contains(name)
     {
@@ -492,6 +510,18 @@ async fn scrape(
         )
             .into_response();
     }
+    if let (Some(name), Some(selected)) = (alone, &filter)
+        && !selected.contains(&name)
+    {
+        return bad_request(format!(
+            "this request scrapes the {name} collector alone, which collect[]/exclude[] leave out"
+        ));
+    }
+    let only_names: Option<Vec<&str>> = match alone {
+        Some(name) => Some(vec![name]),
+        None => filter,
+    };
+    let only: Option<&[&str]> = only_names.as_deref();
     let incoming = Incoming {
         endpoint: match endpoint {
             Endpoint::Source(path) => Some(path),
