@@ -222,6 +222,20 @@ pub fn rate(v: Option<f64>, unit: &str) -> String {
     v.map_or_else(|| "-".to_owned(), |v| human(v, unit))
 }
 
+/// `TopArgs` parsed from `top`'s own arguments, for the unit tests (without going through
+/// `cli`, which depends on this module).
+#[cfg(test)]
+pub(crate) fn test_args(args: &[&str]) -> TopArgs {
+    use clap::Parser as _;
+    #[derive(clap::Parser)]
+    struct Top {
+        #[command(flatten)]
+        args: TopArgs,
+    }
+    let argv = std::iter::once("top").chain(args.iter().copied());
+    Top::try_parse_from(argv).expect("top's arguments").args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

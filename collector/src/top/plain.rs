@@ -147,7 +147,6 @@ mod tests {
     use super::super::model::{Snapshot, SortKey, wanted};
     use super::super::prom;
     use super::*;
-    use clap::Parser as _;
 
     #[test]
     fn plain_snapshot_names_ports_pods_flows_drops_and_datapaths() {
@@ -156,11 +155,7 @@ mod tests {
         let a = snap(include_str!("../../tests/fixtures/top/before.txt"));
         let b = snap(include_str!("../../tests/fixtures/top/after.txt"));
         let view = View::new(Some(&a), &b, 2.0, SortKey::Bytes);
-        let args = crate::cli::Cli::try_parse_from(["dataplane-collector", "top", "--flows", "3"])
-            .expect("args");
-        let Some(crate::cli::Command::Top(args)) = args.command else {
-            panic!("not top");
-        };
+        let args = super::super::test_args(&["--flows", "3"]);
         let mut out = String::new();
         render(&view, &args, 2.0, &mut out);
         let lines: Vec<&str> = out.lines().collect();

@@ -239,7 +239,6 @@ pub fn draw(f: &mut Frame, args: &TopArgs, screen: &mut Screen) {
 mod tests {
     use super::super::prom;
     use super::*;
-    use clap::Parser as _;
     use ratatui::backend::TestBackend;
     use std::time::Duration;
 
@@ -249,10 +248,7 @@ mod tests {
 
     #[test]
     fn keys_sort_move_and_quit_and_the_screen_draws() {
-        let cli = crate::cli::Cli::try_parse_from(["dataplane-collector", "top"]).expect("args");
-        let Some(crate::cli::Command::Top(args)) = cli.command else {
-            panic!("not top");
-        };
+        let args = super::super::test_args(&[]);
         let mut screen = Screen::default();
         let t0 = Instant::now();
         screen.update(
