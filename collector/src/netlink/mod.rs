@@ -15,6 +15,7 @@
 //! Source-specific decoding (IPVS services, VF counters) lives with each source and gets its
 //! attributes from here. Why owned code and not `neli` or `netlink-packet-*`: docs/netlink.md.
 
+pub mod capture;
 pub mod dump;
 pub mod frame;
 pub mod genl;
@@ -68,6 +69,8 @@ pub enum FrameError {
     DumpInterrupted,
     #[error("the kernel reported a receive buffer overrun")]
     Overrun,
+    #[error("a captured read holds an error reply (errno {errno})")]
+    ErrorInCapture { errno: i32 },
 }
 
 /// What can go wrong opening a socket, talking over it, or with the framing of a reply.

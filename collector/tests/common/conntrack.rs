@@ -2,7 +2,7 @@
 //! ignored test `sources::conntrack::capture`): its datagrams, and a replay of them as the
 //! source's read decodes them.
 
-use dataplane_collector::netlink::{self, DumpItem, Message};
+use dataplane_collector::netlink::{self, Message};
 use dataplane_collector::sources::conntrack::Snapshot;
 use dataplane_collector::sources::conntrack::parse::{self, ParseError};
 use std::path::PathBuf;
@@ -15,36 +15,20 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// The datagrams of `read.bin` (each a big-endian u32 length, then the bytes).
+/// The datagrams of `read.bin` ([`netlink::capture`]).
 pub fn datagrams() -> Vec<Vec<u8>> {
     let bin = fixture("read.bin");
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 4 <= bin.len() {
-        let len = u32::from_be_bytes([bin[at], bin[at + 1], bin[at + 2], bin[at + 3]]) as usize;
-        out.push(bin[at + 4..at + 4 + len].to_vec());
-        at += 4 + len;
-    }
-    assert_eq!(at, bin.len(), "read.bin is cut");
-    out
+    netlink::capture::decode(&bin)
+        .unwrap_or_else(|e| panic!("read.bin: {e}"))
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
-/// The data messages of each reply, in order (a reply ends at NLMSG_DONE or an ACK).
+/// The data messages of each reply, in order.
 pub fn replies(datagrams: &[Vec<u8>]) -> Result<Vec<Vec<Message<'_>>>, ParseError> {
-    let mut out = vec![Vec::new()];
-    for d in datagrams {
-        for m in netlink::messages(d) {
-            let m = m?;
-            match netlink::dump_item(m, m.seq)? {
-                Some(DumpItem::Data(m)) => out.last_mut().map(|v| v.push(m)).unwrap_or(()),
-                Some(DumpItem::Done) => out.push(Vec::new()),
-                Some(DumpItem::Error(e)) => panic!("the capture holds an error reply: {e}"),
-                None => {}
-            }
-        }
-    }
-    out.pop();
-    Ok(out)
+    let d: Vec<&[u8]> = datagrams.iter().map(Vec::as_slice).collect();
+    Ok(netlink::capture::replies(&d)?)
 }
 
 /// Replays a read: the per-CPU dump, the expectation dump, the global statistics.

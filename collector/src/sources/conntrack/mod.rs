@@ -407,11 +407,7 @@ fn capture() {
         Socket::open(Protocol::Netfilter, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
     sock.start_capture();
     let snap = read_stats(&mut sock).unwrap_or_else(|e| panic!("{e:?}"));
-    let mut bin = Vec::new();
-    for d in sock.take_capture() {
-        bin.extend_from_slice(&(d.len() as u32).to_be_bytes());
-        bin.extend_from_slice(&d);
-    }
+    let bin = crate::netlink::capture::encode(&sock.take_capture());
     std::fs::write(dir.join("read.bin"), bin).unwrap_or_else(|e| panic!("{e}"));
     let run = |args: &[&str]| {
         let out = std::process::Command::new("conntrack")

@@ -293,8 +293,7 @@ impl Dumper for Socket {
     }
 }
 
-/// A read captured with [`Socket::start_capture`], each datagram preceded by its big-endian
-/// u32 length, fed back in order to the same decoders (fixtures, tests). Each dump takes the
+/// A read captured with [`Socket::start_capture`] ([`crate::netlink::capture`]), fed back in order to the same decoders (fixtures, tests). Each dump takes the
 /// datagrams up to its end; its sequence number is the capture's.
 pub struct Replay<'a> {
     datagrams: Vec<&'a [u8]>,
@@ -303,19 +302,7 @@ pub struct Replay<'a> {
 
 impl<'a> Replay<'a> {
     pub fn new(bin: &'a [u8]) -> Result<Replay<'a>, String> {
-        let mut datagrams = Vec::new();
-        let mut rest = bin;
-        while !rest.is_empty() {
-            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-                return Err("a truncated length".to_owned());
-            };
-            let len = u32::from_be_bytes(*len) as usize;
-            if tail.len() < len {
-                return Err("a truncated datagram".to_owned());
-            }
-            datagrams.push(&tail[..len]);
-            rest = &tail[len..];
-        }
+        let datagrams = crate::netlink::capture::decode(bin)?;
         Ok(Replay { datagrams, next: 0 })
     }
 }

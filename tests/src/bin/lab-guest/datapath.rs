@@ -371,11 +371,7 @@ fn capture(dpctl_before: &str) -> Result<()> {
         if before != after || read.is_none() {
             continue;
         }
-        let mut bin = Vec::new();
-        for d in &datagrams {
-            bin.extend_from_slice(&(d.len() as u32).to_be_bytes());
-            bin.extend_from_slice(d);
-        }
+        let bin = dataplane_collector::netlink::capture::encode(&datagrams);
         crate::emit_fixture("datapath/read.bin", &bin);
         crate::emit_fixture("datapath/ovs-dpctl-show-s.txt", before.as_bytes());
         println!(

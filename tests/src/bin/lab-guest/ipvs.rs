@@ -731,11 +731,7 @@ fn capture_fixtures() -> Result<()> {
         if before != after {
             continue;
         }
-        let mut bin = Vec::new();
-        for d in &datagrams {
-            bin.extend_from_slice(&(d.len() as u32).to_be_bytes());
-            bin.extend_from_slice(d);
-        }
+        let bin = dataplane_collector::netlink::capture::encode(&datagrams);
         emit_fixture("ipvs/read.bin", &bin);
         emit_fixture("ipvs/ipvsadm-list.txt", before.list_text.as_bytes());
         emit_fixture("ipvs/ipvsadm-stats.txt", before.stats_text.as_bytes());
