@@ -97,3 +97,35 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// Builds the daemon binary, for tests that run it as a process (a no-op when it is up to date),
+/// and returns its path.
+pub fn binary() -> Result<std::path::PathBuf> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-p",
+            "dataplane-collector",
+            "--bin",
+            "dataplane-collector",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cargo build -p dataplane-collector")?;
+    if !out.status.success() {
+        bail!("cargo build -p dataplane-collector failed");
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["target"]["name"] == "dataplane-collector"
+            && let Some(exe) = msg["executable"].as_str()
+        {
+            return Ok(std::path::PathBuf::from(exe));
+        }
+    }
+    bail!("cargo build printed no executable for dataplane-collector")
+}

@@ -7,43 +7,11 @@
 
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use testbed::daemon::Daemon;
 use testbed::ovs::Ovs;
 use testbed::topology::Topology;
-
-/// Builds the daemon binary (a no-op when it is up to date) and returns its path.
-fn binary() -> Result<PathBuf> {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "dataplane-collector",
-            "--bin",
-            "dataplane-collector",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cargo build -p dataplane-collector")?;
-    if !out.status.success() {
-        bail!("cargo build -p dataplane-collector failed");
-    }
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["target"]["name"] == "dataplane-collector"
-            && let Some(exe) = msg["executable"].as_str()
-        {
-            return Ok(PathBuf::from(exe));
-        }
-    }
-    bail!("cargo build printed no executable for dataplane-collector")
-}
 
 /// `ovs-ofctl dump-flows` as cookie → n_packets.
 fn ofctl_packets(text: &str) -> BTreeMap<String, u64> {
@@ -129,7 +97,7 @@ fn plain_snapshot_and_live_view_on_a_real_switch() -> Result<()> {
     if testbed::ovs::which("tmux").is_none() {
         bail!("tmux is not installed (Debian package tmux)");
     }
-    let bin = binary()?;
+    let bin = testbed::daemon::binary()?;
     let topo = Topology::build(Ovs::start()?, 3)?;
     let b = topo.bridge.clone();
     let p0 = &topo.pods[0];

@@ -29,37 +29,6 @@ fn curl_available() -> bool {
     found
 }
 
-/// Builds the daemon binary (a no-op when it is up to date) and returns its path.
-fn daemon_binary() -> Result<PathBuf> {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "dataplane-collector",
-            "--bin",
-            "dataplane-collector",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cargo build -p dataplane-collector")?;
-    if !out.status.success() {
-        bail!("cargo build -p dataplane-collector failed");
-    }
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["target"]["name"] == "dataplane-collector"
-            && let Some(exe) = msg["executable"].as_str()
-        {
-            return Ok(PathBuf::from(exe));
-        }
-    }
-    bail!("cargo build printed no executable for dataplane-collector")
-}
-
 struct Pki {
     dir: tempfile::TempDir,
 }
@@ -180,7 +149,7 @@ fn tls_client_certificates_and_basic_auth_with_curl() -> Result<()> {
     if !curl_available() {
         return Ok(());
     }
-    let exe = daemon_binary()?;
+    let exe = testbed::daemon::binary()?;
     let pki = Pki::new()?;
     let config = pki.config(&[("prometheus", "scrape-me")])?;
     let port = free_port()?;
