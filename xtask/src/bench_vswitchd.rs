@@ -117,7 +117,8 @@ struct Result_ {
     commands: usize,
 }
 
-fn scrapes(bin: &Path, ovs: &Ovs, extra: &[&str]) -> Result<Scrapes> {
+/// The daemon with the two sources only (and `extra`), once it answers.
+fn start(bin: &Path, ovs: &Ovs, extra: &[&str]) -> Result<Running> {
     let log = std::fs::File::create(ovs.rundir().join("daemon.log"))?;
     let child = Command::new(bin)
         .args([
@@ -136,9 +137,14 @@ fn scrapes(bin: &Path, ovs: &Ovs, extra: &[&str]) -> Result<Scrapes> {
         .stdin(Stdio::null())
         .stderr(log)
         .spawn()?;
-    let _d = Running(child);
+    let d = Running(child);
+    crate::demo::wait_healthy(&crate::demo::local_url(LISTEN))?;
+    Ok(d)
+}
+
+fn scrapes(bin: &Path, ovs: &Ovs, extra: &[&str]) -> Result<Scrapes> {
+    let _d = start(bin, ovs, extra)?;
     let url = crate::demo::local_url(LISTEN);
-    crate::demo::wait_healthy(&url)?;
     let runs = 200;
     let (mut v, mut d) = (Vec::new(), Vec::new());
     let mut series = 0;
@@ -189,23 +195,7 @@ fn measure(bin: &Path) -> Result<Result_> {
     ];
     let url = crate::demo::local_url(LISTEN);
     // A daemon for the curl column.
-    let log = std::fs::File::create(ovs.rundir().join("daemon-curl.log"))?;
-    let child = Command::new(bin)
-        .args([
-            "--web.rate-limit=0",
-            "--web.listen-address",
-            LISTEN,
-            "--collector.disable-defaults",
-            "--collector.vswitchd",
-            "--collector.datapath",
-        ])
-        .arg("--ovs.rundir")
-        .arg(ovs.rundir())
-        .stdin(Stdio::null())
-        .stderr(log)
-        .spawn()?;
-    let _d = Running(child);
-    crate::demo::wait_healthy(&url)?;
+    let _d = start(bin, &ovs, &[])?;
 
     // The same figures as OVN-Kubernetes reads them: a process per command.
     let ctl = ctl.display().to_string();
