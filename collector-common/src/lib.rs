@@ -129,6 +129,52 @@ pub struct IpvsConnKey {
     pub dest_af: u8,
 }
 
+/// A packet the kernel freed without delivering it (the `kfree_skb` tracepoint): why, where
+/// and what. `netns` is the inode number of `skb->dev`'s network namespace and `ifindex` the
+/// device's index there (both 0 when the packet had no device); `protocol` is `skb->protocol`
+/// in host byte order (an `ETH_P_*`), `ip_proto` the IPv4/IPv6 next header (0 for other
+/// protocols); `direction` is `DIR_INGRESS` when the device is the one the packet arrived on
+/// (`skb->skb_iif`), else `DIR_EGRESS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Pod, Zeroable)]
+pub struct DropKey {
+    /// `enum skb_drop_reason`; a subsystem's reasons carry its number in the high 16 bits
+    /// (`SKB_DROP_REASON_SUBSYS_SHIFT`).
+    pub reason: u32,
+    pub netns: u32,
+    pub ifindex: u32,
+    pub protocol: u16,
+    pub ip_proto: u8,
+    pub direction: u8,
+}
+
+/// `SKB_DROP_REASON_SUBSYS_SHIFT`: a drop reason's subsystem is `reason >> 16`.
+pub const DROP_REASON_SUBSYS_SHIFT: u32 = 16;
+
+/// What the drop program needs, read by the daemon from the running kernel's BTF: field
+/// offsets (bytes) and the reason values that are not drops.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct DropConfig {
+    /// `sk_buff.dev`, `.skb_iif`, `.protocol`, `.head`, `.network_header`.
+    pub skb_dev: u32,
+    pub skb_iif: u32,
+    pub skb_protocol: u32,
+    pub skb_head: u32,
+    pub skb_network_header: u32,
+    /// `net_device.ifindex`, `net_device.nd_net` (a `possible_net_t`: the `struct net *` is
+    /// its first member), and `net.ns` + `ns_common.inum`.
+    pub dev_ifindex: u32,
+    pub dev_nd_net: u32,
+    pub net_ns_inum: u32,
+    /// `SKB_NOT_DROPPED_YET` and `SKB_CONSUMED`: freed packets that were not dropped.
+    pub not_dropped_yet: u32,
+    pub consumed: u32,
+    /// 1 once the daemon has filled this in (the program counts nothing before).
+    pub enabled: u32,
+    pub _pad: u32,
+}
+
 /// Slots of the `MAP_FULL` per-CPU array of `u64` counters: one per map the programs insert
 /// into (and the event ring buffer). A program whose insert fails (`-E2BIG` on a full hash map,
 /// `-ENOMEM`, a full ring buffer) adds one to its map's slot; the daemon sums the CPUs and
@@ -138,11 +184,12 @@ pub const MAP_FULL_FLOWS: u32 = 1;
 pub const MAP_FULL_VPORTS: u32 = 2;
 pub const MAP_FULL_IPVS_CONNS: u32 = 3;
 pub const MAP_FULL_EVENTS: u32 = 4;
+pub const MAP_FULL_DROPS: u32 = 5;
 /// Number of slots in `MAP_FULL`.
-pub const MAP_FULL_SLOTS: u32 = 5;
+pub const MAP_FULL_SLOTS: u32 = 6;
 /// The map each slot counts for, by index (the kernel's map names).
 pub const MAP_FULL_NAMES: [&str; MAP_FULL_SLOTS as usize] =
-    ["PORTS", "FLOWS", "VPORTS", "IPVS_CONNS", "EVENTS"];
+    ["PORTS", "FLOWS", "VPORTS", "IPVS_CONNS", "EVENTS", "DROPS"];
 
 #[cfg(feature = "user")]
 #[expect(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
@@ -159,6 +206,8 @@ mod user {
     unsafe impl aya::Pod for VportCounters {}
     unsafe impl aya::Pod for KernelOffsets {}
     unsafe impl aya::Pod for IpvsConnKey {}
+    unsafe impl aya::Pod for DropKey {}
+    unsafe impl aya::Pod for DropConfig {}
 }
 
 #[cfg(test)]
@@ -177,6 +226,8 @@ mod tests {
         assert_eq!(size_of::<Config>(), 8);
         assert_eq!(size_of::<KernelOffsets>(), 32);
         assert_eq!(size_of::<IpvsConnKey>(), 40);
+        assert_eq!(size_of::<DropKey>(), 16);
+        assert_eq!(size_of::<DropConfig>(), 48);
     }
 
     #[test]
@@ -186,5 +237,6 @@ mod tests {
         assert_eq!(MAP_FULL_NAMES[MAP_FULL_VPORTS as usize], "VPORTS");
         assert_eq!(MAP_FULL_NAMES[MAP_FULL_IPVS_CONNS as usize], "IPVS_CONNS");
         assert_eq!(MAP_FULL_NAMES[MAP_FULL_EVENTS as usize], "EVENTS");
+        assert_eq!(MAP_FULL_NAMES[MAP_FULL_DROPS as usize], "DROPS");
     }
 }

@@ -9,6 +9,10 @@
 //! - `ovs_dp_upcall`: packets sent up to ovs-vswitchd (the slow path), per input vport;
 //! - `ip_vs_conn_new`: new IPVS connections per service and real server.
 //!
+//! The `kfree_skb` tracepoint (`tp_btf`, or the raw tracepoint where BTF tracing is not
+//! allowed; the daemon probes): drops per (reason, netns, ifindex, protocol, direction),
+//! skipping packets that were consumed, not dropped.
+//!
 //! Field offsets inside kernel structures come from the `OFFSETS` map, which the daemon fills
 //! from the running kernel's BTF: one object fits every kernel, no CO-RE toolchain needed.
 //!
@@ -17,14 +21,14 @@
 
 use aya_ebpf::bindings::TC_ACT_UNSPEC;
 use aya_ebpf::helpers::{bpf_ktime_get_coarse_ns, bpf_probe_read_kernel};
-use aya_ebpf::macros::{classifier, kprobe, map};
+use aya_ebpf::macros::{btf_tracepoint, classifier, kprobe, map, raw_tracepoint};
 use aya_ebpf::maps::{Array, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
-use aya_ebpf::programs::{ProbeContext, TcContext};
+use aya_ebpf::programs::{BtfTracePointContext, ProbeContext, RawTracePointContext, TcContext};
 use collector_common::{
-    Config, Counters, DIR_EGRESS, DIR_INGRESS, EVENT_FLOW_END, EVENT_FLOW_START, FAMILY_IPV4,
-    FAMILY_IPV6, FlowCounters, FlowEvent, FlowKey, IpvsConnKey, KernelOffsets, MAP_FULL_EVENTS,
-    MAP_FULL_FLOWS, MAP_FULL_IPVS_CONNS, MAP_FULL_PORTS, MAP_FULL_SLOTS, MAP_FULL_VPORTS, PortKey,
-    VportCounters,
+    Config, Counters, DIR_EGRESS, DIR_INGRESS, DropConfig, DropKey, EVENT_FLOW_END,
+    EVENT_FLOW_START, FAMILY_IPV4, FAMILY_IPV6, FlowCounters, FlowEvent, FlowKey, IpvsConnKey,
+    KernelOffsets, MAP_FULL_DROPS, MAP_FULL_EVENTS, MAP_FULL_FLOWS, MAP_FULL_IPVS_CONNS,
+    MAP_FULL_PORTS, MAP_FULL_SLOTS, MAP_FULL_VPORTS, PortKey, VportCounters,
 };
 use core::mem::size_of;
 
@@ -60,6 +64,15 @@ static VPORTS: PerCpuHashMap<u32, VportCounters> = PerCpuHashMap::with_max_entri
 #[map]
 static IPVS_CONNS: LruPerCpuHashMap<IpvsConnKey, u64> =
     LruPerCpuHashMap::with_max_entries(65536, 0);
+
+/// What the drop program needs from the kernel's BTF (one entry).
+#[map]
+static DROP_CONFIG: Array<DropConfig> = Array::with_max_entries(1, 0);
+
+/// Drops, per CPU; the daemon sets the size (`--ebpf.max-drop-entries`) and deletes the
+/// entries of network namespaces and devices that are gone.
+#[map]
+static DROPS: PerCpuHashMap<DropKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
 
 /// Failed inserts per map (slots `MAP_FULL_*`), per CPU.
 #[map]
@@ -430,6 +443,79 @@ pub fn ip_vs_conn_new(ctx: ProbeContext) -> u32 {
             }
         }
     }
+    0
+}
+
+/// Counts one drop: `skb` freed for `reason`.
+#[inline(always)]
+fn count_drop(skb: u64, reason: u32) {
+    let Some(cfg) = DROP_CONFIG.get(0) else {
+        return;
+    };
+    if cfg.enabled == 0 || reason == cfg.consumed || reason == cfg.not_dropped_yet {
+        return;
+    }
+    let mut key = DropKey {
+        reason,
+        ..DropKey::default()
+    };
+    if let Some(dev) = read_at::<u64>(skb, cfg.skb_dev)
+        && dev != 0
+    {
+        let ifindex = read_at::<i32>(dev, cfg.dev_ifindex).unwrap_or(0);
+        key.ifindex = ifindex as u32;
+        if let Some(net) = read_at::<u64>(dev, cfg.dev_nd_net) {
+            key.netns = read_at::<u32>(net, cfg.net_ns_inum).unwrap_or(0);
+        }
+        let iif = read_at::<i32>(skb, cfg.skb_iif).unwrap_or(0);
+        key.direction = if iif == ifindex && iif != 0 {
+            DIR_INGRESS
+        } else {
+            DIR_EGRESS
+        };
+    }
+    key.protocol = u16::from_be(read_at::<u16>(skb, cfg.skb_protocol).unwrap_or(0));
+    let next_header_at = match key.protocol {
+        ETH_P_IP => 9,
+        ETH_P_IPV6 => 6,
+        _ => 0,
+    };
+    if next_header_at != 0
+        && let (Some(head), Some(nh)) = (
+            read_at::<u64>(skb, cfg.skb_head),
+            read_at::<u16>(skb, cfg.skb_network_header),
+        )
+        && nh != 0xffff
+    {
+        key.ip_proto = read_at::<u8>(head, u32::from(nh) + next_header_at).unwrap_or(0);
+    }
+    match DROPS.get_ptr_mut(&key) {
+        // SAFETY: per-CPU value, nobody else writes it while we run.
+        Some(c) => unsafe { *c += 1 },
+        None => {
+            if DROPS.insert(&key, &1u64, 0).is_err() {
+                map_full(MAP_FULL_DROPS);
+            }
+        }
+    }
+}
+
+/// `trace_kfree_skb(struct sk_buff *skb, void *location, enum skb_drop_reason reason, ...)`,
+/// as a BTF-typed tracepoint.
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb_btf(ctx: BtfTracePointContext) -> i32 {
+    let skb: u64 = ctx.arg(0);
+    let reason: u64 = ctx.arg(2);
+    count_drop(skb, reason as u32);
+    0
+}
+
+/// The same, as a raw tracepoint (kernels or sandboxes where `tp_btf` cannot attach).
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn kfree_skb_raw(ctx: RawTracePointContext) -> i32 {
+    let skb: u64 = ctx.arg(0);
+    let reason: u64 = ctx.arg(2);
+    count_drop(skb, reason as u32);
     0
 }
 

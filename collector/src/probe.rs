@@ -89,6 +89,9 @@ pub fn probe(ovs_interfaces: Option<Vec<String>>) -> Vec<Check> {
         max_ports: crate::sources::ebpf::DEFAULT_MAX_PORTS,
         max_ipvs_conns: crate::sources::ebpf::DEFAULT_MAX_IPVS_CONNS,
         max_flow_series: 0,
+        drops: true,
+        max_drop_entries: 1024,
+        max_drop_series: 0,
         pin_path: None,
         idle_timeout: std::time::Duration::from_secs(30),
         rundir: "/nonexistent".into(),
@@ -132,6 +135,15 @@ pub fn probe(ovs_interfaces: Option<Vec<String>>) -> Vec<Check> {
                             .collect::<Vec<_>>()
                             .join("; ")
                     ),
+                },
+            ));
+            let drops = engine.drop_hook();
+            out.push(check(
+                "drops (kfree_skb)",
+                drops.is_ok(),
+                match &drops {
+                    Ok(hook) => format!("counted from the {hook} tracepoint"),
+                    Err(e) => e.clone(),
                 },
             ));
             let kprobes = engine.kprobes();

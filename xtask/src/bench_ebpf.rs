@@ -124,6 +124,11 @@ fn with_programs(flows: bool, noop: bool) -> Result<std::sync::Arc<Engine>> {
         max_ports: dataplane_collector::sources::ebpf::DEFAULT_MAX_PORTS,
         max_ipvs_conns: dataplane_collector::sources::ebpf::DEFAULT_MAX_IPVS_CONNS,
         max_flow_series: 0,
+        // The per-packet cost of the TC programs alone (the drop program has a bench of its
+        // own: `--only drops`).
+        drops: false,
+        max_drop_entries: 16_384,
+        max_drop_series: 0,
         pin_path: None,
         idle_timeout: Duration::from_secs(30),
         rundir: "/nonexistent".into(),

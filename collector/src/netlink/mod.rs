@@ -91,6 +91,11 @@ pub enum NetlinkError {
         #[source]
         source: Errno,
     },
+    #[error("cannot run a thread to enter a network namespace")]
+    Thread {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open a {protocol} netlink socket")]
     Open {
         protocol: &'static str,

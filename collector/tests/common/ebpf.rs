@@ -5,9 +5,10 @@
 //! map.
 
 use collector_common::{
-    Counters, DIR_EGRESS, DIR_INGRESS, FAMILY_IPV4, FlowCounters, FlowKey, IpvsConnKey,
+    Counters, DIR_EGRESS, DIR_INGRESS, DropKey, FAMILY_IPV4, FlowCounters, FlowKey, IpvsConnKey,
     MAP_FULL_NAMES, VportCounters,
 };
+use dataplane_collector::sources::ebpf::drops::Reason;
 use dataplane_collector::sources::ebpf::engine::AttachMode;
 use dataplane_collector::sources::ebpf::{MapSnapshot, PortTraffic};
 use std::net::Ipv4Addr;
@@ -134,5 +135,46 @@ pub fn snapshot(ports: &[String]) -> MapSnapshot {
             },
             25,
         )],
+        drop_hook: Some("tp_btf".to_owned()),
+        // Namespace 0 is the daemon's own here (the fixture cannot know its inode): UDP to a
+        // closed port on pod 1's port, an OpenFlow drop rule on pod 0's (the openvswitch
+        // module's reason), and a drop in a namespace that no longer exists, which is not
+        // served (and is deleted from the map).
+        drops: vec![
+            (drop_key(3, 0, 12, 0x0800, 17, DIR_INGRESS), 7),
+            (drop_key(0x3_0001, 0, 11, 0x0800, 6, DIR_INGRESS), 4),
+            (drop_key(3, 4_026_599_999, 2, 0x0800, 17, DIR_INGRESS), 9),
+        ],
+        drop_reasons: [
+            (3, ("core", "NO_SOCKET")),
+            (0x3_0001, ("openvswitch", "OVS_DROP_LAST_ACTION")),
+        ]
+        .into_iter()
+        .map(|(v, (subsystem, name))| {
+            let r = Reason {
+                subsystem: subsystem.into(),
+                name: name.into(),
+            };
+            (v, r)
+        })
+        .collect(),
+    }
+}
+
+fn drop_key(
+    reason: u32,
+    netns: u32,
+    ifindex: u32,
+    protocol: u16,
+    ip_proto: u8,
+    direction: u8,
+) -> DropKey {
+    DropKey {
+        reason,
+        netns,
+        ifindex,
+        protocol,
+        ip_proto,
+        direction,
     }
 }

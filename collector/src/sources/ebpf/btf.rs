@@ -193,6 +193,11 @@ impl Btf {
         Some(out)
     }
 
+    /// The names of the named enums (for split BTF: the base's as well as the module's).
+    pub fn enum_names(&self) -> impl Iterator<Item = &str> {
+        self.enums.keys().map(String::as_str)
+    }
+
     /// Byte offset of `member` in `struct name` (searching anonymous members).
     pub fn member_offset(&self, name: &str, member: &str) -> Option<u32> {
         let ids = self.by_name.get(name)?;

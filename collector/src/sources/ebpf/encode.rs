@@ -19,7 +19,7 @@ fn port_labels<'a>(
     smp
 }
 
-fn protocol(p: u8) -> String {
+pub fn protocol(p: u8) -> String {
     match p {
         1 => "icmp".to_owned(),
         6 => "tcp".to_owned(),
@@ -45,7 +45,7 @@ fn direction(d: u8) -> &'static str {
 pub fn encode(s: &Snapshot, w: &mut Writer) {
     w.family(
         "ebpf_hook_available",
-        "1 if the hook is attached on this kernel: tc (TCX or clsact on vport netdevs), and the kprobes ovs_vport_receive, ovs_dp_upcall and ip_vs_conn_new.",
+        "1 if the hook is attached on this kernel: tc (TCX or clsact on vport netdevs), the kfree_skb tracepoint (drops), and the kprobes ovs_vport_receive, ovs_dp_upcall and ip_vs_conn_new.",
         MetricType::Gauge,
     );
     for (hook, on) in &s.hooks {
@@ -254,6 +254,32 @@ pub fn encode(s: &Snapshot, w: &mut Writer) {
                 .label_u64("destination_port", u64::from(k.dport))
                 .value_u64(*n);
         }
+    }
+    let drops_hooked = s.hooks.iter().any(|(h, on)| *h == "kfree_skb" && *on);
+    if drops_hooked || !s.drops.is_empty() {
+        w.family(
+            "ebpf_drops_total",
+            &format!("Packets the kernel dropped (the kfree_skb tracepoint; consumed packets are not counted), by reason as the running kernel's BTF names it (subsystem core: enum skb_drop_reason without its SKB_DROP_REASON_ prefix; openvswitch: the module's OVS_DROP_* reasons), by device in its network namespace, the OVS port it is or is the veth peer of, that port's pod, protocol and direction (rx: the device received the packet; tx: it was on its way out). Past --ebpf.drops-max-series the series with the fewest drops are folded per reason into device=\"other\". Series of namespaces and devices that are gone are deleted.{RESTART_NOTE}"),
+            MetricType::Counter,
+        );
+        for r in &s.drops {
+            let mut smp = w
+                .sample("ebpf_drops_total")
+                .label("reason", &r.reason.name)
+                .label("subsystem", &r.reason.subsystem)
+                .label("device", &r.device);
+            smp = port_labels(smp, &r.info)
+                .label("protocol", &r.protocol)
+                .label("direction", r.direction.map_or("", direction));
+            smp.value_u64(r.count);
+        }
+        w.family(
+            "ebpf_drop_series_folded",
+            "Drop series folded into device=\"other\" because of --ebpf.drops-max-series.",
+            MetricType::Gauge,
+        );
+        w.sample("ebpf_drop_series_folded")
+            .value_u64(s.drops_folded);
     }
 }
 

@@ -8,12 +8,14 @@ use aya::maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValu
 use aya::programs::kprobe::KProbeLinkId;
 use aya::programs::links::LinkError;
 use aya::programs::tc::{self, SchedClassifierLinkId, TcAttachOptions};
-use aya::programs::{KProbe, LinkOrder, ProgramError, SchedClassifier, TcAttachType};
+use aya::programs::{
+    BtfTracePoint, KProbe, LinkOrder, ProgramError, RawTracePoint, SchedClassifier, TcAttachType,
+};
 use aya::{Ebpf, EbpfLoader};
 use collector_common::{
-    Config as ProgConfig, Counters, DIR_EGRESS, DIR_INGRESS, EVENT_FLOW_END, EVENT_FLOW_START,
-    FlowCounters, FlowEvent, FlowKey, IpvsConnKey, KernelOffsets, MAP_FULL_NAMES, MAP_FULL_PORTS,
-    MAP_FULL_SLOTS, PortKey, VportCounters,
+    Config as ProgConfig, Counters, DIR_EGRESS, DIR_INGRESS, DropConfig, DropKey, EVENT_FLOW_END,
+    EVENT_FLOW_START, FlowCounters, FlowEvent, FlowKey, IpvsConnKey, KernelOffsets, MAP_FULL_NAMES,
+    MAP_FULL_PORTS, MAP_FULL_SLOTS, PortKey, VportCounters,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -57,6 +59,10 @@ struct Loaded {
     /// `--ebpf.pin-path` (checked, symlinks resolved) and its `links` subdirectory.
     pin_root: Option<PathBuf>,
     pin_dir: Option<PathBuf>,
+    /// The drop program's hook (`tp_btf` or `raw_tp`), or why there is none.
+    drop_hook: Result<&'static str, String>,
+    /// Drop reason names, and when they were last read from BTF.
+    reasons: Option<(super::drops::Reasons, std::time::Instant)>,
     /// Whether the links of netdevs that are no longer OVS ports were swept (once, on the
     /// first reconcile: only OVSDB knows which netdevs are ours).
     swept_unwanted: bool,
@@ -246,6 +252,13 @@ pub fn ifname(ifindex: u32) -> String {
         .unwrap_or_else(|| ifindex.to_string())
 }
 
+/// The name of the netdev with `ifindex` in the daemon's namespace, if there is one.
+pub fn ifname_of(ifindex: u32) -> Option<String> {
+    nix::net::if_::if_indextoname(ifindex)
+        .ok()
+        .map(|c| c.to_string_lossy().into_owned())
+}
+
 fn ifindex_of(name: &str) -> Option<u32> {
     ifindex(name)
 }
@@ -287,6 +300,82 @@ pub fn kernel_offsets() -> Result<KernelOffsets, OffsetsError> {
         o.ipvs_valid = 1;
     }
     Ok(o)
+}
+
+/// The drop program on `kfree_skb`: `tp_btf` where BPF tracing may attach, the raw tracepoint
+/// otherwise (probed, in that order). Drops not counted is never a load failure: the reason
+/// stays in `drop_hook`.
+fn attach_drops(l: &mut Loaded) {
+    let (vmlinux, reasons) = match super::drops::Reasons::from_kernel() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(reason = %e, "drops not counted");
+            l.drop_hook = Err(e.to_string());
+            return;
+        }
+    };
+    let cfg: DropConfig = match super::drops::drop_config(&vmlinux, &reasons) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(reason = %e, "drops not counted");
+            l.drop_hook = Err(e.to_string());
+            return;
+        }
+    };
+    drop(vmlinux);
+    if let Some(m) = l.ebpf.map_mut("DROP_CONFIG")
+        && let Ok(mut a) = Array::<&mut MapData, DropConfig>::try_from(m)
+        && let Err(e) = a.set(0, cfg, 0)
+    {
+        l.drop_hook = Err(format!("DROP_CONFIG: {e}"));
+        return;
+    }
+    l.reasons = Some((reasons, std::time::Instant::now()));
+    let btf_attempt = (|| -> Result<(), String> {
+        let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
+        let p: &mut BtfTracePoint = l
+            .ebpf
+            .program_mut("kfree_skb_btf")
+            .ok_or("kfree_skb_btf missing from the object")?
+            .try_into()
+            .map_err(|e: ProgramError| e.to_string())?;
+        p.load("kfree_skb", &btf)
+            .map_err(|e| format!("loading: {}", error_chain(&e)))?;
+        p.attach()
+            .map_err(|e| format!("attaching: {}", error_chain(&e)))?;
+        Ok(())
+    })();
+    let e1 = match btf_attempt {
+        Ok(()) => {
+            tracing::info!(hook = "tp_btf/kfree_skb", "drops counted");
+            l.drop_hook = Ok("tp_btf");
+            return;
+        }
+        Err(e) => e,
+    };
+    let raw_attempt = (|| -> Result<(), String> {
+        let p: &mut RawTracePoint = l
+            .ebpf
+            .program_mut("kfree_skb_raw")
+            .ok_or("kfree_skb_raw missing from the object")?
+            .try_into()
+            .map_err(|e: ProgramError| e.to_string())?;
+        p.load()
+            .map_err(|e| format!("loading: {}", error_chain(&e)))?;
+        p.attach("kfree_skb")
+            .map_err(|e| format!("attaching: {}", error_chain(&e)))?;
+        Ok(())
+    })();
+    match raw_attempt {
+        Ok(()) => {
+            tracing::info!(hook = "raw_tp/kfree_skb", tp_btf = %e1, "drops counted");
+            l.drop_hook = Ok("raw_tp");
+        }
+        Err(e2) => {
+            tracing::info!(tp_btf = %e1, raw_tp = %e2, "drops not counted");
+            l.drop_hook = Err(format!("tp_btf: {e1}; raw_tp: {e2}"));
+        }
+    }
 }
 
 /// Every problem attaching or reading, with the interface or map it concerns.
@@ -394,8 +483,13 @@ impl Engine {
             pin_dir: pin_root.as_ref().map(|p| p.join("links")),
             pin_root,
             swept_unwanted: false,
+            drop_hook: Err("off (--ebpf.drops=false)".to_owned()),
+            reasons: None,
         };
         self.attach_kprobes(&mut loaded);
+        if self.cfg.drops {
+            attach_drops(&mut loaded);
+        }
         Ok(loaded)
     }
 
@@ -481,6 +575,66 @@ impl Engine {
                 Err(e) => tracing::info!(hook = prog, reason = %e, "kprobe unavailable"),
             }
         }
+    }
+
+    /// The drop program's hook (`tp_btf`, `raw_tp`), or why drops are not counted.
+    pub fn drop_hook(&self) -> Result<&'static str, String> {
+        match lock(&self.loaded).as_ref() {
+            Some(l) => l.drop_hook.clone(),
+            None => Err("programs not loaded".to_owned()),
+        }
+    }
+
+    /// Drops per key, summed over CPUs (empty when the drop program is not attached).
+    pub fn drops(&self) -> Result<Vec<(DropKey, u64)>, EbpfError> {
+        let guard = lock(&self.loaded);
+        let Some(l) = guard.as_ref().filter(|l| l.drop_hook.is_ok()) else {
+            return Ok(Vec::new());
+        };
+        let map = l.ebpf.map("DROPS").ok_or_else(|| err("DROPS", "missing"))?;
+        let map: PerCpuHashMap<&MapData, DropKey, u64> =
+            PerCpuHashMap::try_from(map).map_err(|e| err("DROPS", e))?;
+        let mut out = Vec::new();
+        for item in map.iter() {
+            let (k, values) = item.map_err(|e| err("DROPS", e))?;
+            out.push((k, values.iter().sum()));
+        }
+        Ok(out)
+    }
+
+    /// Deletes drop keys (of namespaces and devices that are gone).
+    pub fn forget_drops(&self, keys: &[DropKey]) {
+        let mut guard = lock(&self.loaded);
+        let Some(l) = guard.as_mut() else { return };
+        if let Some(m) = l.ebpf.map_mut("DROPS")
+            && let Ok(mut map) = PerCpuHashMap::<&mut MapData, DropKey, u64>::try_from(m)
+        {
+            for k in keys {
+                let _ = map.remove(k);
+            }
+        }
+    }
+
+    /// Names of the drop reasons `values`. The table is read again from BTF (at most every
+    /// 30 s) when a value is not in it: a module loaded since brings its subsystem's reasons.
+    pub fn drop_reasons(&self, values: &BTreeSet<u32>) -> HashMap<u32, super::drops::Reason> {
+        let mut guard = lock(&self.loaded);
+        let Some(l) = guard.as_mut() else {
+            return HashMap::new();
+        };
+        let stale = match &l.reasons {
+            None => true,
+            Some((r, at)) => {
+                values.iter().any(|v| r.get(*v).is_none()) && at.elapsed() > Duration::from_secs(30)
+            }
+        };
+        if stale && let Ok((_, r)) = super::drops::Reasons::from_kernel() {
+            l.reasons = Some((r, std::time::Instant::now()));
+        }
+        let Some((r, _)) = &l.reasons else {
+            return HashMap::new();
+        };
+        values.iter().map(|v| (*v, r.name(*v))).collect()
     }
 
     /// Attaches kprobes whose module appeared, detaches those whose module went.

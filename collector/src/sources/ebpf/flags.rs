@@ -1,7 +1,7 @@
 //! The `ebpf` source's flags and descriptor.
 
 use super::{Config, DEFAULT_MAX_IPVS_CONNS, DEFAULT_MAX_PORTS, EbpfSource, Maps};
-use super::{MAX_FLOWS_RANGE, MAX_IPVS_CONNS_RANGE, MAX_PORTS_RANGE};
+use super::{MAX_DROP_ENTRIES_RANGE, MAX_FLOWS_RANGE, MAX_IPVS_CONNS_RANGE, MAX_PORTS_RANGE};
 use crate::sources::build::{self, BuildError, Context, Descriptor};
 use clap::{ArgAction, Args};
 use std::path::PathBuf;
@@ -54,6 +54,34 @@ pub struct EbpfArgs {
     )]
     pub max_flow_series: usize,
 
+    /// Count the packets the kernel drops (the kfree_skb tracepoint), by reason (named from
+    /// the running kernel's BTF), device, OVS port and pod: ebpf_drops_total.
+    #[arg(id = "collector.ebpf.drops", long = "collector.ebpf.drops", visible_alias = "ebpf.drops",
+          value_name = "BOOL", default_value_t = true,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          action = ArgAction::Set, value_parser = clap::value_parser!(bool))]
+    pub drops: bool,
+
+    /// Size of the kernel's drop map: distinct (reason, netns, device, protocol, direction)
+    /// keys, 256 to 1048576. Past it, new keys are not counted and
+    /// dataplane_collector_ebpf_map_full_total{map="DROPS"} says so; the daemon deletes the
+    /// keys of namespaces and devices that are gone.
+    #[arg(id = "collector.ebpf.max-drop-entries", long = "collector.ebpf.max-drop-entries",
+          visible_alias = "ebpf.max-drop-entries", value_name = "N", default_value_t = 16_384,
+          value_parser = clap::value_parser!(u32).range(MAX_DROP_ENTRIES_RANGE))]
+    pub max_drop_entries: u32,
+
+    /// Drop series of their own (the most drops); the rest are folded into one series per
+    /// reason with device="other". 0: all.
+    #[arg(
+        id = "collector.ebpf.drops-max-series",
+        long = "collector.ebpf.drops-max-series",
+        visible_alias = "ebpf.drops-max-series",
+        value_name = "N",
+        default_value_t = 500
+    )]
+    pub drops_max_series: usize,
+
     /// Pin the eBPF maps and links in this bpffs directory, so counters survive a restart or
     /// an upgrade (and programs stay attached across it). It must be a directory of the
     /// collector's own, such as /sys/fs/bpf/dataplane-collector (a bpffs root is refused); it
@@ -83,6 +111,9 @@ impl EbpfArgs {
             max_ports: self.max_ports,
             max_ipvs_conns: self.max_ipvs_conns,
             max_flow_series: self.max_flow_series,
+            drops: self.drops,
+            max_drop_entries: self.max_drop_entries,
+            max_drop_series: self.drops_max_series,
             pin_path: self.pin_path.clone(),
             idle_timeout: self.flow_idle_timeout,
             rundir,
@@ -107,7 +138,7 @@ fn build(m: &clap::ArgMatches, ctx: &mut Context<'_>) -> Result<(), BuildError> 
 
 pub const DESCRIPTOR: Descriptor = Descriptor {
     name: NAME,
-    help: "eBPF counters: per-port and per-flow traffic at the OVS vports (TC), kernel datapath upcalls and IPVS connections (kprobes)",
+    help: "eBPF counters: per-port and per-flow traffic at the OVS vports (TC), kernel datapath upcalls and IPVS connections (kprobes), and the kernel's packet drops by reason (the kfree_skb tracepoint)",
     default_enabled: true,
     routes: crate::registry::Routes::NONE,
     flags: <EbpfArgs as Args>::augment_args,

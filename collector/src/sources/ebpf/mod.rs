@@ -12,6 +12,7 @@
 
 pub mod btf;
 pub mod classify;
+pub mod drops;
 pub mod encode;
 pub mod engine;
 pub mod flags;
@@ -21,7 +22,7 @@ use crate::exposition::Writer;
 use crate::ovsdb::Handle;
 use crate::registry::{ScrapeRequest, Source, SourceError, Status};
 use crate::sources::ovsdb::attribution::{Attributor, PodRef};
-use collector_common::{Counters, FlowCounters, FlowKey, IpvsConnKey};
+use collector_common::{Counters, DropKey, FlowCounters, FlowKey, IpvsConnKey};
 use engine::Engine;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -44,6 +45,12 @@ pub struct Config {
     pub max_ipvs_conns: u32,
     /// Flows with series of their own (the most bytes); the rest are folded per port.
     pub max_flow_series: usize,
+    /// Count the kernel's drops (`--ebpf.drops`).
+    pub drops: bool,
+    /// Size of the drop map (`--ebpf.max-drop-entries`).
+    pub max_drop_entries: u32,
+    /// Drop series of their own; the rest are folded per reason (0: all).
+    pub max_drop_series: usize,
     /// Pin maps and links here (bpffs), so counters survive restarts.
     pub pin_path: Option<PathBuf>,
     /// Flows idle this long leave the map for the per-port totals.
@@ -58,6 +65,8 @@ pub const MAX_PORTS_RANGE: std::ops::RangeInclusive<i64> = 1..=262_144;
 pub const MAX_FLOWS_RANGE: std::ops::RangeInclusive<i64> = 1024..=16_777_216;
 /// `--ebpf.max-ipvs-conns`: an LRU map too, as for the flows.
 pub const MAX_IPVS_CONNS_RANGE: std::ops::RangeInclusive<i64> = 1024..=16_777_216;
+/// `--ebpf.max-drop-entries`.
+pub const MAX_DROP_ENTRIES_RANGE: std::ops::RangeInclusive<i64> = 256..=1_048_576;
 /// Default `--ebpf.max-ports` (PORTS keeps its former 8192 entries).
 pub const DEFAULT_MAX_PORTS: u32 = 4096;
 /// Default `--ebpf.max-ipvs-conns`.
@@ -92,6 +101,11 @@ impl Config {
                 self.max_ipvs_conns,
                 MAX_IPVS_CONNS_RANGE,
             ),
+            (
+                "--ebpf.max-drop-entries",
+                self.max_drop_entries,
+                MAX_DROP_ENTRIES_RANGE,
+            ),
         ] {
             if !range.contains(&i64::from(value)) {
                 return Err(ConfigError::OutOfRange {
@@ -114,6 +128,9 @@ impl Config {
             max_ports: DEFAULT_MAX_PORTS,
             max_ipvs_conns: DEFAULT_MAX_IPVS_CONNS,
             max_flow_series: 0,
+            drops: true,
+            max_drop_entries: 16_384,
+            max_drop_series: 0,
             pin_path: None,
             idle_timeout: Duration::from_secs(30),
             rundir: "/nonexistent".into(),
@@ -145,7 +162,7 @@ pub struct PortTraffic {
 }
 
 /// Who a netdev is: its bridge, OVS port name and pod.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortInfo {
     pub bridge: String,
     pub port: String,
@@ -178,6 +195,9 @@ pub struct Snapshot {
     pub mode: Option<engine::AttachMode>,
     /// Failed inserts per map, kernel and daemon side (`MAP_FULL_NAMES` order).
     pub map_full: Vec<(&'static str, u64)>,
+    /// `ebpf_drops_total`, and how many series were folded.
+    pub drops: Vec<drops::DropRow>,
+    pub drops_folded: u64,
 }
 
 /// What one scrape reads from the programs' maps, and from the engine's record of what it
@@ -204,6 +224,12 @@ pub struct MapSnapshot {
     pub vports: HashMap<u32, collector_common::VportCounters>,
     /// IPVS_CONNS (read when `ip_vs_conn_new` is attached).
     pub ipvs: Vec<(IpvsConnKey, u64)>,
+    /// The drop program's hook (`tp_btf`, `raw_tp`), if it is attached.
+    pub drop_hook: Option<String>,
+    /// DROPS, summed over CPUs.
+    pub drops: Vec<(DropKey, u64)>,
+    /// The names of the reasons in `drops`.
+    pub drop_reasons: HashMap<u32, drops::Reason>,
 }
 
 /// Where the source reads its maps: the loaded [`Engine`] in the daemon; a [`MapSnapshot`]
@@ -214,6 +240,8 @@ pub trait Maps: Send + Sync + 'static {
     fn unavailable(&self) -> Option<String>;
     /// Reads the maps; `flows`: FLOWS too. Blocking: called on a blocking-pool thread.
     fn read(&self, flows: bool) -> Result<MapSnapshot, EbpfError>;
+    /// Deletes drop keys whose namespace or device is gone.
+    fn forget_drops(&self, _keys: &[DropKey]) {}
 }
 
 impl Maps for Engine {
@@ -223,7 +251,12 @@ impl Maps for Engine {
 
     fn read(&self, flows: bool) -> Result<MapSnapshot, EbpfError> {
         let kprobes = self.kprobes();
+        let drops = self.drops()?;
+        let values: std::collections::BTreeSet<u32> = drops.iter().map(|(k, _)| k.reason).collect();
         Ok(MapSnapshot {
+            drop_hook: self.drop_hook().ok().map(str::to_owned),
+            drop_reasons: self.drop_reasons(&values),
+            drops,
             mode: self.mode(),
             attached: self.attached(),
             traffic: self.port_traffic()?,
@@ -247,6 +280,10 @@ impl Maps for Engine {
             },
             kprobes,
         })
+    }
+
+    fn forget_drops(&self, keys: &[DropKey]) {
+        Engine::forget_drops(self, keys);
     }
 }
 
@@ -274,6 +311,8 @@ pub struct EbpfSource {
     ovsdb: Option<Arc<Handle>>,
     attributor: Arc<Attributor>,
     classifier: classify::Cache,
+    max_drop_series: usize,
+    netns: Arc<std::sync::Mutex<drops::Netns>>,
 }
 
 impl EbpfSource {
@@ -286,6 +325,7 @@ impl EbpfSource {
         let rundir = cfg.rundir.clone();
         let idle = cfg.idle_timeout;
         let (flows, max_flow_series) = (cfg.flows, cfg.max_flow_series);
+        let max_drop_series = cfg.max_drop_series;
         let engine = Engine::load(cfg);
         if engine.unavailable().is_none() {
             tokio::spawn(reconcile_loop(Arc::downgrade(&engine), ovsdb.clone()));
@@ -302,6 +342,8 @@ impl EbpfSource {
             ovsdb,
             attributor,
             classifier: classify::Cache::new(rundir),
+            max_drop_series,
+            netns: Arc::default(),
         })
     }
 
@@ -321,6 +363,8 @@ impl EbpfSource {
             ovsdb,
             attributor,
             classifier: classify::Cache::new(cfg.rundir.clone()),
+            max_drop_series: cfg.max_drop_series,
+            netns: Arc::default(),
         })
     }
 
@@ -463,6 +507,84 @@ fn port_infos(
     out
 }
 
+/// Names and attributes the drop keys: the namespace and device of each, the OVS port it is
+/// (or is the veth peer of) and that port's pod. Keys of namespaces and devices that are gone
+/// are deleted from the map.
+fn attribute_drops(
+    read: &mut MapSnapshot,
+    ovsdb: &Option<Arc<Handle>>,
+    attributor: &Attributor,
+    netns: &std::sync::Mutex<drops::Netns>,
+    maps: &dyn Maps,
+    max_series: usize,
+) -> (Vec<drops::DropRow>, u64) {
+    if read.drops.is_empty() {
+        return (Vec::new(), 0);
+    }
+    // Every OVS netdev of this namespace, attached or not (drops-only runs attach nothing).
+    let mut names = read.attached.clone();
+    if let Some(h) = ovsdb {
+        names.extend(wanted(&h.state().replica));
+    }
+    let by_index: HashMap<u32, &String> = names.iter().map(|(n, i)| (*i, n)).collect();
+    let infos = port_infos(ovsdb, attributor, &names);
+    let keys: HashSet<(u32, u32)> = read
+        .drops
+        .iter()
+        .map(|(k, _)| (k.netns, k.ifindex))
+        .collect();
+    let exists =
+        |ifindex: u32| by_index.contains_key(&ifindex) || engine::ifname_of(ifindex).is_some();
+    let places = match netns.lock() {
+        Ok(mut n) => n.places(&keys, &exists),
+        Err(_) => return (Vec::new(), 0),
+    };
+    let mut gone = Vec::new();
+    let mut items = Vec::with_capacity(read.drops.len());
+    for (k, count) in read.drops.drain(..) {
+        let host = |ifindex: u32| infos.get(&ifindex).cloned().unwrap_or_default();
+        let (device, info) = match places.get(&(k.netns, k.ifindex)) {
+            Some(drops::Place::Gone) => {
+                gone.push(k);
+                continue;
+            }
+            Some(drops::Place::Own { ifindex }) => {
+                let device = match by_index.get(ifindex) {
+                    Some(n) => (*n).clone(),
+                    None if *ifindex == 0 => String::new(),
+                    None => engine::ifname_of(*ifindex).unwrap_or_default(),
+                };
+                (device, host(*ifindex))
+            }
+            Some(drops::Place::Other {
+                device,
+                host_ifindex,
+            }) => (device.clone(), host_ifindex.map(host).unwrap_or_default()),
+            Some(drops::Place::Unknown) | None => (String::new(), PortInfo::default()),
+        };
+        let reason = read
+            .drop_reasons
+            .get(&k.reason)
+            .cloned()
+            .unwrap_or_else(|| drops::Reason {
+                subsystem: "unknown".to_owned(),
+                name: k.reason.to_string(),
+            });
+        items.push(drops::Attributed {
+            reason,
+            device,
+            info,
+            protocol: drops::protocol_label(k.protocol, k.ip_proto),
+            direction: k.direction,
+            count,
+        });
+    }
+    if !gone.is_empty() {
+        maps.forget_drops(&gone);
+    }
+    drops::fold(items, max_series)
+}
+
 impl Source for EbpfSource {
     type Snapshot = Snapshot;
     type Error = EbpfError;
@@ -479,8 +601,17 @@ impl Source for EbpfSource {
         let ovsdb = self.ovsdb.clone();
         let attributor = self.attributor.clone();
         let (read_flows, max_series) = (self.flows, self.max_flow_series);
+        let (netns, max_drop_series) = (self.netns.clone(), self.max_drop_series);
         let mut snap = tokio::task::spawn_blocking(move || -> Result<Snapshot, EbpfError> {
-            let read = maps.read(read_flows)?;
+            let mut read = maps.read(read_flows)?;
+            let drop_rows = attribute_drops(
+                &mut read,
+                &ovsdb,
+                &attributor,
+                &netns,
+                maps.as_ref(),
+                max_drop_series,
+            );
             let attached = &read.attached;
             let infos = port_infos(&ovsdb, &attributor, attached);
             let traffic = &read.traffic;
@@ -543,8 +674,10 @@ impl Source for EbpfSource {
             let kprobes = read.kprobes;
             snap.vports = read.vports.into_iter().collect();
             snap.ipvs = read.ipvs;
+            (snap.drops, snap.drops_folded) = drop_rows;
             snap.hooks = vec![
                 ("tc", snap.mode.is_some() || !attached.is_empty()),
+                ("kfree_skb", read.drop_hook.is_some()),
                 (
                     "ovs_vport_receive",
                     kprobes.iter().any(|k| k == "ovs_vport_receive"),

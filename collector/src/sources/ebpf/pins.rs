@@ -32,8 +32,10 @@ pub struct MapDef {
 }
 
 /// The maps this run pins, with their sizes from the flags.
-pub fn pinned_maps(cfg: &super::Config) -> [MapDef; 4] {
-    use collector_common::{Counters, FlowCounters, FlowKey, IpvsConnKey, PortKey, VportCounters};
+pub fn pinned_maps(cfg: &super::Config) -> [MapDef; 5] {
+    use collector_common::{
+        Counters, DropKey, FlowCounters, FlowKey, IpvsConnKey, PortKey, VportCounters,
+    };
     use std::mem::size_of;
     let def = |name, map_type, key: usize, value: usize, max_entries| MapDef {
         name,
@@ -71,6 +73,13 @@ pub fn pinned_maps(cfg: &super::Config) -> [MapDef; 4] {
             size_of::<IpvsConnKey>(),
             size_of::<u64>(),
             cfg.max_ipvs_conns,
+        ),
+        def(
+            "DROPS",
+            MapType::PerCpuHash,
+            size_of::<DropKey>(),
+            size_of::<u64>(),
+            cfg.max_drop_entries,
         ),
     ]
 }
