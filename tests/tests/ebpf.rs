@@ -455,7 +455,14 @@ fn ours_in_kernel() -> Result<(usize, usize, usize)> {
     };
     let progs = names(
         &bpftool(&["prog", "show"])?,
-        &["flow_ingress", "flow_egress", "port_ingress", "port_egress"],
+        &[
+            "flow_ingress",
+            "flow_egress",
+            "port_ingress",
+            "port_egress",
+            "kfree_skb_btf",
+            "kfree_skb_raw",
+        ],
     );
     let maps = names(
         &bpftool(&["map", "show"])?,
@@ -467,6 +474,8 @@ fn ours_in_kernel() -> Result<(usize, usize, usize)> {
             "IPVS_CONNS",
             "OFFSETS",
             "CONFIG",
+            "DROPS",
+            "DROP_CONFIG",
         ],
     );
     let links = bpftool(&["link", "show"])?
