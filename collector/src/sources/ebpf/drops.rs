@@ -73,8 +73,10 @@ impl Reasons {
                 .and_then(|(_, v)| u32::try_from(*v).ok())
                 .ok_or(DropsError::NoValue(name))
         };
-        r.not_dropped_yet = value_of("SKB_NOT_DROPPED_YET")?;
-        r.consumed = value_of("SKB_CONSUMED")?;
+        r.not_dropped_yet = value_of("SKB_NOT_DROPPED_YET").unwrap_or(0);
+        // Linux 6.1 frees consumed packets through consume_skb only (no SKB_CONSUMED): a
+        // value no reason has.
+        r.consumed = value_of("SKB_CONSUMED").unwrap_or(u32::MAX);
         r.subsystems.insert(0, "core".to_owned());
         for (name, value) in &core {
             let Ok(v) = u32::try_from(*value) else {

@@ -89,11 +89,22 @@ pub fn udp_request(to: SocketAddr, len: usize) -> Result<()> {
     Ok(())
 }
 
-/// `clients (tcp|udp) ADDR COUNT ...`: COUNT requests of 100 + i bytes to each ADDR.
+/// One datagram from a fresh socket, no reply awaited (for drops).
+pub fn send_datagram(to: SocketAddr, len: usize) -> Result<()> {
+    let bind: SocketAddr = if to.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    UdpSocket::bind(bind)?.send_to(&vec![b'd'; len], to)?;
+    Ok(())
+}
+
+/// `clients (tcp|udp|send) ADDR COUNT ...`: COUNT requests of 100 + i bytes to each ADDR.
 pub fn clients(args: &[String]) -> Result<()> {
     for spec in args.chunks(3) {
         let [kind, addr, count] = spec else {
-            bail!("clients: (tcp|udp) ADDR COUNT, got {spec:?}");
+            bail!("clients: (tcp|udp|send) ADDR COUNT, got {spec:?}");
         };
         let to: SocketAddr = addr.parse().with_context(|| format!("address {addr}"))?;
         let count: usize = count.parse()?;
@@ -101,6 +112,7 @@ pub fn clients(args: &[String]) -> Result<()> {
             match kind.as_str() {
                 "tcp" => tcp_request(to, 100 + i)?,
                 "udp" => udp_request(to, 100 + i)?,
+                "send" => send_datagram(to, 100 + i)?,
                 k => bail!("clients: unknown kind {k}"),
             }
         }
