@@ -117,6 +117,12 @@ fn per_packet_ns(names: &[&str]) -> Result<BTreeMap<String, (f64, u64)>> {
 }
 
 fn with_programs(flows: bool, noop: bool) -> Result<std::sync::Arc<Engine>> {
+    with(flows, noop, false, true)
+}
+
+/// Loads the programs; `drops`: the kfree_skb program too; `tc`: the TC programs attached to
+/// the veth.
+fn with(flows: bool, noop: bool, drops: bool, tc: bool) -> Result<std::sync::Arc<Engine>> {
     let engine = Engine::load(Config {
         flows,
         noop,
@@ -124,9 +130,9 @@ fn with_programs(flows: bool, noop: bool) -> Result<std::sync::Arc<Engine>> {
         max_ports: dataplane_collector::sources::ebpf::DEFAULT_MAX_PORTS,
         max_ipvs_conns: dataplane_collector::sources::ebpf::DEFAULT_MAX_IPVS_CONNS,
         max_flow_series: 0,
-        // The per-packet cost of the TC programs alone (the drop program has a bench of its
-        // own: `--only drops`).
-        drops: false,
+        // The per-packet cost of the TC programs alone unless asked (the drop program has a
+        // bench of its own: `--only drops`).
+        drops,
         max_drop_entries: 16_384,
         max_drop_series: 0,
         pin_path: None,
@@ -135,6 +141,12 @@ fn with_programs(flows: bool, noop: bool) -> Result<std::sync::Arc<Engine>> {
     });
     if let Some(why) = engine.unavailable() {
         bail!("eBPF programs unavailable: {why}");
+    }
+    if drops && let Err(why) = engine.drop_hook() {
+        bail!("the drop program is not attached: {why}");
+    }
+    if !tc {
+        return Ok(engine);
     }
     let mut want = BTreeMap::new();
     want.insert(
@@ -258,5 +270,113 @@ pub fn run(out: &Path) -> Result<()> {
     }
     print!("{s}");
     crate::bench::write_section(out, "eBPF: cost per packet and on throughput", &s)?;
+    Ok(())
+}
+
+/// `cargo xtask bench --only drops`: the kfree_skb program's cost per drop (the kernel's own
+/// accounting) and veth throughput with and without it while nothing is dropped, side by side
+/// in one run.
+pub fn run_drops(out: &Path) -> Result<()> {
+    if !crate::deps::is_root() {
+        bail!("the drops benchmark needs root");
+    }
+    crate::deps::ensure_packages(crate::deps::TEST_PACKAGES)?;
+    crate::deps::ensure_packages(crate::deps::BENCH_PACKAGES)?;
+    crate::ebpf::build()?;
+    let _setup = Setup::new()?;
+    let _server = Server(
+        Command::new("iperf3")
+            .args(["-s", "-B", HOST_IP])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("iperf3 -s")?,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    sh(Command::new("sysctl").args(["-q", "-w", "kernel.bpf_stats_enabled=1"]))?;
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = load();
+    let (seconds, rounds, datagrams) = (5, 3, 200_000u32);
+    let mut during_traffic = 0u64;
+    let mut without = Vec::new();
+    let mut with_drops = Vec::new();
+    let mut cost = (0.0f64, 0u64);
+    for _ in 0..rounds {
+        without.push(traffic(seconds)?);
+        let engine = with(false, false, true, false)?;
+        with_drops.push(traffic(seconds)?);
+        during_traffic += per_packet_ns(&["kfree_skb_btf", "kfree_skb_raw"])?
+            .values()
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        // Drops: UDP from the namespace to a closed port of the host (NO_SOCKET each).
+        let script = format!(
+            "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+             for _ in range({datagrams}): s.sendto(b'x',('{HOST_IP}',9))\n"
+        );
+        sh(Command::new("ip").args(["netns", "exec", NS, "python3", "-c", &script]))?;
+        for (_, (ns, cnt)) in per_packet_ns(&["kfree_skb_btf", "kfree_skb_raw"])? {
+            let total = cost.1 + cnt;
+            cost.0 = (cost.0 * cost.1 as f64 + ns * cnt as f64) / total as f64;
+            cost.1 = total;
+        }
+        engine.shutdown();
+    }
+    let _ = Command::new("sysctl")
+        .args(["-q", "-w", "kernel.bpf_stats_enabled=0"])
+        .status();
+    let mean = |v: &[(f64, f64)]| {
+        let n = v.len() as f64;
+        (
+            v.iter().map(|x| x.0).sum::<f64>() / n,
+            v.iter().map(|x| x.1).sum::<f64>() / n,
+        )
+    };
+    let (base_tcp, base_pps) = mean(&without);
+    let (tcp, pps) = mean(&with_drops);
+    let mut s = String::new();
+    writeln!(s, "{}", crate::bench::header())?;
+    writeln!(s)?;
+    writeln!(
+        s,
+        "The same veth pair as the TC benchmark, no TC programs; the drop program on the kfree_skb tracepoint (tp_btf) or not; iperf3 from the namespace to the host, {seconds} s per measurement, {rounds} rounds interleaved (TCP drops nothing; see below for UDP). Then {datagrams} UDP datagrams per round to a closed port of the host (a NO_SOCKET drop each) for the cost per drop."
+    )?;
+    writeln!(s)?;
+    writeln!(
+        s,
+        "| drop program | TCP Gbit/s | vs none | 64-byte UDP packets/s received | vs none |"
+    )?;
+    writeln!(s, "|---|---:|---:|---:|---:|")?;
+    writeln!(s, "| none | {base_tcp:.2} | | {base_pps:.0} | |")?;
+    writeln!(
+        s,
+        "| on kfree_skb | {tcp:.2} | {:+.1} % | {pps:.0} | {:+.1} % |",
+        (tcp / base_tcp - 1.0) * 100.0,
+        (pps / base_pps - 1.0) * 100.0
+    )?;
+    writeln!(s)?;
+    writeln!(
+        s,
+        "Drops the program counted during those throughput runs: {during_traffic} (the 64-byte UDP flood overruns the receiving socket: SOCKET_RCVBUFF drops, which the program runs for; TCP drops nothing)."
+    )?;
+    writeln!(s)?;
+    writeln!(
+        s,
+        "Cost per drop (`kernel.bpf_stats_enabled=1`, run_time_ns / run_cnt): **{:.1} ns** over {} drops (goal: under 100 ns).",
+        cost.0, cost.1
+    )?;
+    writeln!(s)?;
+    writeln!(
+        s,
+        "Load (/proc/loadavg): before `{}`; after `{}`.",
+        load_before.trim(),
+        load().trim()
+    )?;
+    print!("{s}");
+    crate::bench::write_section(
+        out,
+        "eBPF: the drop program, per drop and on throughput",
+        &s,
+    )?;
     Ok(())
 }

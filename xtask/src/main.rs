@@ -51,7 +51,7 @@ enum Cmd {
         flows: Vec<usize>,
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
-        /// Only one group: openflow, ovsdb, ebpf, flows, vswitchd, lab.
+        /// Only one group: openflow, ovsdb, ebpf, drops, flows, vswitchd, lab.
         #[arg(long)]
         only: Option<String>,
     },
@@ -102,6 +102,9 @@ fn main() -> Result<()> {
             }
             if want("ebpf") {
                 bench_ebpf::run(&out)?;
+            }
+            if want("drops") {
+                bench_ebpf::run_drops(&out)?;
             }
             if want("flows") {
                 bench_flows::run(&out)?;
