@@ -12,6 +12,20 @@ pub mod prometheus;
 pub mod promtool;
 pub mod topology;
 
+/// `bpftool -j ARGS` as JSON (`null` if it printed something else).
+pub fn bpftool(args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context as _;
+    let out = std::process::Command::new("bpftool")
+        .arg("-j")
+        .args(args)
+        .output()
+        .context("bpftool (apt-get install bpftool)")?;
+    if !out.status.success() {
+        anyhow::bail!("bpftool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+}
+
 /// Root-only tests call this first. Without root, Open vSwitch or netns support they skip with
 /// a message, unless `DPC_REQUIRE_ROOT_TESTS=1` (set by `cargo xtask test` and CI), where a skip
 /// is a failure.

@@ -8,7 +8,6 @@
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::MetadataExt as _;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use testbed::daemon::Daemon;
@@ -285,22 +284,10 @@ fn each_induced_drop_is_counted_exactly_with_its_reason_and_pod() -> Result<()> 
     Ok(())
 }
 
-fn bpftool(args: &[&str]) -> Result<serde_json::Value> {
-    let out = Command::new("bpftool")
-        .arg("-j")
-        .args(args)
-        .output()
-        .context("bpftool (apt-get install bpftool)")?;
-    if !out.status.success() {
-        bail!("bpftool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
-
 /// The namespaces (inodes) of the keys in the newest DROPS map (this test's daemon's: the
 /// tests of this file run one at a time, and a daemon's maps go with it).
 fn drop_map_netns() -> Result<Vec<u32>> {
-    let maps = bpftool(&["map", "show"])?;
+    let maps = testbed::bpftool(&["map", "show"])?;
     let id = maps
         .as_array()
         .into_iter()
@@ -309,7 +296,7 @@ fn drop_map_netns() -> Result<Vec<u32>> {
         .filter_map(|m| m["id"].as_u64())
         .max()
         .context("no DROPS map in the kernel")?;
-    let dump = bpftool(&["map", "dump", "id", &id.to_string()])?;
+    let dump = testbed::bpftool(&["map", "dump", "id", &id.to_string()])?;
     let mut out = Vec::new();
     for e in dump.as_array().into_iter().flatten() {
         let key: Vec<u8> = e["key"]

@@ -432,18 +432,6 @@ fn cookie_equals_ofproto_trace_through_goto_table_and_resubmit() -> Result<()> {
     Ok(())
 }
 
-fn bpftool(args: &[&str]) -> Result<serde_json::Value> {
-    let out = Command::new("bpftool")
-        .arg("-j")
-        .args(args)
-        .output()
-        .context("bpftool (apt-get install bpftool)")?;
-    if !out.status.success() {
-        bail!("bpftool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
-}
-
 /// Our programs and maps in the kernel right now.
 fn ours_in_kernel() -> Result<(usize, usize, usize)> {
     let names = |v: &serde_json::Value, wanted: &[&str]| {
@@ -454,7 +442,7 @@ fn ours_in_kernel() -> Result<(usize, usize, usize)> {
         })
     };
     let progs = names(
-        &bpftool(&["prog", "show"])?,
+        &testbed::bpftool(&["prog", "show"])?,
         &[
             "flow_ingress",
             "flow_egress",
@@ -465,7 +453,7 @@ fn ours_in_kernel() -> Result<(usize, usize, usize)> {
         ],
     );
     let maps = names(
-        &bpftool(&["map", "show"])?,
+        &testbed::bpftool(&["map", "show"])?,
         &[
             "PORTS",
             "FLOWS",
@@ -478,7 +466,7 @@ fn ours_in_kernel() -> Result<(usize, usize, usize)> {
             "DROP_CONFIG",
         ],
     );
-    let links = bpftool(&["link", "show"])?
+    let links = testbed::bpftool(&["link", "show"])?
         .as_array()
         // Older bpftool prints the type's number (BPF_LINK_TYPE_TCX is 11).
         .map_or(0, |a| {
@@ -569,7 +557,7 @@ fn pods_churn_without_leaks_or_stale_series() -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     // No map entries left for the gone ports: two directions per remaining port at most.
-    let ports = bpftool(&["map", "dump", "name", "PORTS"])?;
+    let ports = testbed::bpftool(&["map", "dump", "name", "PORTS"])?;
     let entries = ports.as_array().map_or(0, Vec::len);
     assert!(entries <= 8, "{entries} entries in PORTS for 4 ports");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -642,10 +630,12 @@ fn a_full_ports_map_is_counted_not_silent() -> Result<()> {
     );
     assert_eq!(map_full(&s, "FLOWS"), 0.0);
     // The flag reached the kernel: PORTS has 4 entries, and holds 4.
-    let sized = bpftool(&["map", "show"])?.as_array().is_some_and(|a| {
-        a.iter()
-            .any(|m| m["name"] == "PORTS" && m["max_entries"] == 4)
-    });
+    let sized = testbed::bpftool(&["map", "show"])?
+        .as_array()
+        .is_some_and(|a| {
+            a.iter()
+                .any(|m| m["name"] == "PORTS" && m["max_entries"] == 4)
+        });
     assert!(sized, "no PORTS map of 4 entries");
 
     // Every pod's veth carries n packets each way; at least one pod's port is not in the map,
@@ -713,7 +703,7 @@ impl Drop for Bpffs {
 
 /// The id of the link pinned at `path`, if there is one.
 fn pinned_link_id(path: &std::path::Path) -> Option<u64> {
-    bpftool(&["link", "show", "pinned", &path.to_string_lossy()])
+    testbed::bpftool(&["link", "show", "pinned", &path.to_string_lossy()])
         .ok()
         .and_then(|v| v["id"].as_u64())
 }
@@ -768,7 +758,7 @@ fn pin_dir_is_checked_and_swept_at_start() -> Result<()> {
     let kept_id = pinned_link_id(&kept_pin).context("pod 0's link pinned")?;
     // A stale pin of a veth that does not exist (another name for pod 0's live link).
     let fake = links.join("egress_vnonexistent0");
-    bpftool(&[
+    testbed::bpftool(&[
         "link",
         "pin",
         "id",
@@ -802,7 +792,7 @@ fn pin_dir_is_checked_and_swept_at_start() -> Result<()> {
         "the pin of a nonexistent veth was not swept"
     );
     assert!(
-        bpftool(&["link", "show", "id", &gone_id.to_string()]).is_err(),
+        testbed::bpftool(&["link", "show", "id", &gone_id.to_string()]).is_err(),
         "the gone veth's link is still in the kernel"
     );
     // The surviving port kept its pinned link, and its counts.
@@ -813,12 +803,12 @@ fn pin_dir_is_checked_and_swept_at_start() -> Result<()> {
         "pod 0's counts did not survive: {before} → {after}"
     );
     let entries = |map: &str| -> Result<u64> {
-        bpftool(&["map", "show", "pinned", &dir.join(map).to_string_lossy()])?["max_entries"]
+        testbed::bpftool(&["map", "show", "pinned", &dir.join(map).to_string_lossy()])?["max_entries"]
             .as_u64()
             .context("max_entries")
     };
     assert_eq!(entries("PORTS")?, 8192);
-    let ipvs_type = bpftool(&[
+    let ipvs_type = testbed::bpftool(&[
         "map",
         "show",
         "pinned",

@@ -71,6 +71,48 @@ impl Drop for Server {
     }
 }
 
+/// What both benchmarks run in: root, the packages and the eBPF object, the veth pair, an
+/// iperf3 server on the host end, and the kernel's per-program statistics on (turned off again
+/// when dropped).
+struct Bench {
+    _setup: Setup,
+    _server: Server,
+}
+
+impl Bench {
+    fn start(what: &str) -> Result<Bench> {
+        if !crate::deps::is_root() {
+            bail!("{what} needs root");
+        }
+        crate::deps::ensure_packages(crate::deps::TEST_PACKAGES)?;
+        crate::deps::ensure_packages(crate::deps::BENCH_PACKAGES)?;
+        crate::ebpf::build()?;
+        let setup = Setup::new()?;
+        let server = Server(
+            Command::new("iperf3")
+                .args(["-s", "-B", HOST_IP])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("iperf3 -s")?,
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        sh(Command::new("sysctl").args(["-q", "-w", "kernel.bpf_stats_enabled=1"]))?;
+        Ok(Bench {
+            _setup: setup,
+            _server: server,
+        })
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = Command::new("sysctl")
+            .args(["-q", "-w", "kernel.bpf_stats_enabled=0"])
+            .status();
+    }
+}
+
 fn iperf(args: &[&str]) -> Result<serde_json::Value> {
     let out = sh(Command::new("ip")
         .args(["netns", "exec", NS, "iperf3", "-J", "-c", HOST_IP])
@@ -161,23 +203,7 @@ fn with(flows: bool, noop: bool, drops: bool, tc: bool) -> Result<std::sync::Arc
 }
 
 pub fn run(out: &Path) -> Result<()> {
-    if !crate::deps::is_root() {
-        bail!("the eBPF benchmark needs root");
-    }
-    crate::deps::ensure_packages(crate::deps::TEST_PACKAGES)?;
-    crate::deps::ensure_packages(crate::deps::BENCH_PACKAGES)?;
-    crate::ebpf::build()?;
-    let _setup = Setup::new()?;
-    let _server = Server(
-        Command::new("iperf3")
-            .args(["-s", "-B", HOST_IP])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("iperf3 -s")?,
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    sh(Command::new("sysctl").args(["-q", "-w", "kernel.bpf_stats_enabled=1"]))?;
+    let _bench = Bench::start("the eBPF benchmark")?;
     let seconds = 5;
     let rounds = 3;
     let mut rows: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
@@ -218,9 +244,6 @@ pub fn run(out: &Path) -> Result<()> {
             engine.shutdown();
         }
     }
-    let _ = Command::new("sysctl")
-        .args(["-q", "-w", "kernel.bpf_stats_enabled=0"])
-        .status();
 
     let mean = |v: &[(f64, f64)]| {
         let n = v.len() as f64;
@@ -277,23 +300,7 @@ pub fn run(out: &Path) -> Result<()> {
 /// accounting) and veth throughput with and without it while nothing is dropped, side by side
 /// in one run.
 pub fn run_drops(out: &Path) -> Result<()> {
-    if !crate::deps::is_root() {
-        bail!("the drops benchmark needs root");
-    }
-    crate::deps::ensure_packages(crate::deps::TEST_PACKAGES)?;
-    crate::deps::ensure_packages(crate::deps::BENCH_PACKAGES)?;
-    crate::ebpf::build()?;
-    let _setup = Setup::new()?;
-    let _server = Server(
-        Command::new("iperf3")
-            .args(["-s", "-B", HOST_IP])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("iperf3 -s")?,
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    sh(Command::new("sysctl").args(["-q", "-w", "kernel.bpf_stats_enabled=1"]))?;
+    let _bench = Bench::start("the drops benchmark")?;
     let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load_before = load();
     let (seconds, rounds, datagrams) = (5, 3, 200_000u32);
@@ -322,9 +329,6 @@ pub fn run_drops(out: &Path) -> Result<()> {
         }
         engine.shutdown();
     }
-    let _ = Command::new("sysctl")
-        .args(["-q", "-w", "kernel.bpf_stats_enabled=0"])
-        .status();
     let mean = |v: &[(f64, f64)]| {
         let n = v.len() as f64;
         (
